@@ -1,0 +1,206 @@
+"""Generative backbones: decoders (causal LMs) and encoder-decoders (T5-like).
+
+Both score an option by its length-normalised log-likelihood given the prompted input (rank
+classification): the mean log-probability of the option's tokens. A generation row is a single
+(row, gold output) pair, so the same forward pass gives its training loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from transformers import BatchEncoding
+
+from dpf_continual.backbones.base import IGNORE, Backbone, Item, gold_index
+
+
+def _pairs(items: Sequence[Item]) -> tuple[list[tuple[int, str]], Tensor]:
+    """(row, target text) pairs: every option of a choice row, the gold output otherwise.
+
+    Returns:
+        The pairs in row order, and each row's pair indices [b, O] with ``-1`` padding.
+    """
+    pairs: list[tuple[int, str]] = []
+    targets = [item.options or (item.output,) for item in items]
+    layout = torch.full((len(items), max(len(t) for t in targets)), -1, dtype=torch.long)
+    for row, texts in enumerate(targets):
+        for column, text in enumerate(texts):
+            layout[row, column] = len(pairs)
+            pairs.append((row, text))
+    return pairs, layout
+
+
+def _pad(rows: list[list[int]], value: int) -> tuple[Tensor, Tensor]:
+    """Right-pad lists of ids -> ids [n, s] and mask [n, s]."""
+    width = max(1, max(len(row) for row in rows))
+    ids = torch.full((len(rows), width), value, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[index, : len(row)] = 1
+    return ids, mask
+
+
+def _scatter_scores(pair_scores: Tensor, layout: Tensor) -> Tensor:
+    """Per-pair scores [N] -> [b, O] by ``layout``, ``-inf`` where the layout is ``-1``."""
+    padded = torch.cat([pair_scores, pair_scores.new_full((1,), float("-inf"))])
+    return padded[layout]
+
+
+class DecoderBackbone(Backbone):
+    """A frozen causal LM: ``[prompt][input tokens][target tokens]``, scored on the targets."""
+
+    kind = "decoder"
+
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else (self.tokenizer.eos_token_id or 0)
+
+    def hidden_states(self, embeds: Tensor, mask: Tensor) -> Tensor:
+        """Final states of the base model (before the LM head): [b, s, d]."""
+        return self.model.base_model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+
+    def collate(self, items: Sequence[Item]) -> BatchEncoding:
+        """Tokenise each (row, target) pair as one sequence, the input left-truncated."""
+        pairs, layout = _pairs(items)
+        tok = self.tokenizer
+        inputs = tok([item.input for item in items], add_special_tokens=True)["input_ids"]
+        targets = tok([" " + text for _, text in pairs], add_special_tokens=False)["input_ids"]
+        rows, target_masks = [], []
+        for (row, _), target in zip(pairs, targets, strict=True):
+            source = inputs[row][-max(1, self.max_length - len(target)) :]
+            rows.append(source + target)
+            target_masks.append([0] * len(source) + [1] * len(target))
+        ids, mask = _pad(rows, self._pad_id())
+        target_mask, _ = _pad(target_masks, 0)
+        return BatchEncoding(
+            {
+                "pair_ids": ids,
+                "pair_mask": mask,
+                "target_mask": target_mask,
+                "pair_rows": torch.tensor([row for row, _ in pairs], dtype=torch.long),
+                "layout": layout,
+                "task_ids": torch.tensor([item.task_id for item in items], dtype=torch.long),
+                "labels": torch.tensor([gold_index(item) for item in items], dtype=torch.long),
+            }
+        )
+
+    def pair_scores(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
+        """Mean log-probability of each pair's target tokens, [N]."""
+        ids, mask, targets = batch["pair_ids"], batch["pair_mask"], batch["target_mask"]
+        embeds = self.embed_tokens(ids)  # [N, s, d]
+        offset = 0
+        if prompt is not None:
+            embeds, mask = self.prepend(prompt[batch["pair_rows"]], embeds, mask)  # [N, L + s, d]
+            offset = prompt.shape[1]
+        with self.autocast():
+            states = self.hidden_states(embeds, mask)  # [N, L + s, d]
+
+            # Only target positions go through the (large) LM head.
+            pair, position = targets.nonzero(as_tuple=True)  # [M], [M]
+            logits = self.model.get_output_embeddings()(states[pair, offset + position - 1])
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # [M, V]
+        token = log_probs.gather(1, ids[pair, position][:, None]).squeeze(1)  # [M]
+        total = torch.zeros(ids.shape[0], device=ids.device).index_add(0, pair, token)
+        return total / targets.sum(1).clamp(min=1)
+
+    def option_scores(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
+        """Length-normalised log-likelihood of each option, [b, O]."""
+        return _scatter_scores(self.pair_scores(prompt, batch), batch["layout"])
+
+    @torch.no_grad()
+    def generate(
+        self, prompt: Tensor | None, texts: Sequence[str], max_new_tokens: int = 32
+    ) -> list[str]:
+        """Greedy generation after the prompted input (inputs left-padded)."""
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        try:
+            batch = self.tokenize(texts).to(self.device)
+        finally:
+            self.tokenizer.padding_side = side
+        embeds, mask = self.embed_tokens(batch.input_ids), batch.attention_mask
+        if prompt is not None:
+            embeds, mask = self.prepend(prompt, embeds, mask)
+        with self.autocast():
+            out = self.model.generate(
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=self._pad_id(),
+            )
+        return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+
+class Seq2SeqBackbone(Backbone):
+    """A frozen encoder-decoder: the prompt goes before the encoder input; targets are decoded."""
+
+    kind = "encoder-decoder"
+
+    def hidden_states(self, embeds: Tensor, mask: Tensor) -> Tensor:
+        """Final encoder states: [b, s, d]."""
+        return self.model.get_encoder()(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+
+    def collate(self, items: Sequence[Item]) -> BatchEncoding:
+        """Tokenise inputs once per row and targets once per (row, target) pair."""
+        pairs, layout = _pairs(items)
+        batch = self.tokenize([item.input for item in items])
+        targets = self.tokenizer([text for _, text in pairs])["input_ids"]
+        target_ids, target_mask = _pad(targets, self.tokenizer.pad_token_id or 0)
+        batch["target_ids"] = target_ids
+        batch["target_mask"] = target_mask
+        batch["pair_rows"] = torch.tensor([row for row, _ in pairs], dtype=torch.long)
+        batch["layout"] = layout
+        batch["task_ids"] = torch.tensor([item.task_id for item in items], dtype=torch.long)
+        batch["labels"] = torch.tensor([gold_index(item) for item in items], dtype=torch.long)
+        return batch
+
+    def _encode(self, prompt: Tensor | None, batch: BatchEncoding) -> tuple[Tensor, Tensor]:
+        embeds, mask = self.embed_tokens(batch["input_ids"]), batch["attention_mask"]
+        if prompt is not None:
+            embeds, mask = self.prepend(prompt, embeds, mask)
+        return self.hidden_states(embeds, mask), mask
+
+    def pair_scores(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
+        """Mean log-probability of each pair's target tokens, [N]."""
+        rows = batch["pair_rows"]
+        target_ids, target_mask = batch["target_ids"], batch["target_mask"]
+        with self.autocast():
+            encoded, mask = self._encode(prompt, batch)  # [b, L + s, d]
+            labels = target_ids.masked_fill(target_mask == 0, IGNORE)
+            logits = self.model(
+                encoder_outputs=(encoded[rows],), attention_mask=mask[rows], labels=labels
+            ).logits  # [N, t, V]
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        token = log_probs.gather(2, target_ids[..., None]).squeeze(-1) * target_mask
+        return token.sum(1) / target_mask.sum(1).clamp(min=1)
+
+    def option_scores(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
+        """Length-normalised log-likelihood of each option, [b, O]."""
+        return _scatter_scores(self.pair_scores(prompt, batch), batch["layout"])
+
+    @torch.no_grad()
+    def generate(
+        self, prompt: Tensor | None, texts: Sequence[str], max_new_tokens: int = 32
+    ) -> list[str]:
+        """Greedy decoding from the prompted encoder input."""
+        batch = self.tokenize(texts).to(self.device)
+        encoded, mask = self._encode(prompt, batch)
+        out = self.model.generate(
+            encoder_outputs=_EncoderOutput(encoded),
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+        )
+        return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+
+def _EncoderOutput(states: Tensor):  # noqa: N802 - mirrors the transformers class name
+    from transformers.modeling_outputs import BaseModelOutput
+
+    return BaseModelOutput(last_hidden_state=states)

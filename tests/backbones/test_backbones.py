@@ -1,0 +1,128 @@
+"""Each backbone kind on a tiny random model: prepending, scoring, generation, training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dpf_continual.backbones import Item, load_backbone
+from dpf_continual.fusion import DynamicPromptFusion
+
+KINDS = ["encoder", "decoder", "encoder-decoder"]
+ITEMS = [
+    Item(0, "the movie was great", "positive", ("positive", "negative")),
+    Item(1, "the bank stock is bad", "no", ("yes", "no", "true")),
+    Item(0, "awful film", "negative", ("positive", "negative")),
+]
+
+
+@pytest.fixture(params=KINDS)
+def backbone(request, tiny_model_dir):
+    return load_backbone(str(tiny_model_dir(request.param)), device="cpu")
+
+
+def fusion_for(backbone, tasks=2):
+    torch.manual_seed(0)
+    module = DynamicPromptFusion(prompt_length=3, hidden_size=backbone.hidden_size)
+    module.add_prompts(2)
+    for _ in range(tasks):
+        module.add_task(torch.randn(backbone.hidden_size))
+    return module
+
+
+def test_kind_is_chosen_from_the_config(tiny_model_dir):
+    for kind in KINDS:
+        assert load_backbone(str(tiny_model_dir(kind)), device="cpu").kind == kind
+
+
+def test_unknown_backbone_is_one_clear_error(tmp_path):
+    from dpf_continual.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"backbone '.*nowhere' could not be loaded"):
+        load_backbone(str(tmp_path / "nowhere"), device="cpu")
+
+
+def test_backbone_is_frozen_in_eval_mode(backbone):
+    assert not backbone.model.training
+    assert not any(p.requires_grad for p in backbone.parameters())
+
+
+def test_scores_have_one_column_per_option_with_padding(backbone):
+    batch = backbone.collate(ITEMS)
+    scores = backbone.option_scores(fusion_for(backbone)(batch["task_ids"]), batch)
+    assert scores.shape == (3, 3)
+    assert torch.isinf(scores[0, 2]) and torch.isinf(scores[2, 2])
+    assert torch.isfinite(scores[1]).all()
+    assert batch["labels"].tolist() == [0, 1, 1]
+
+
+def test_prompt_changes_scores_and_batch_rows_are_independent(backbone):
+    module = fusion_for(backbone)
+    batch = backbone.collate(ITEMS)
+    prompted = backbone.option_scores(module(batch["task_ids"]), batch)
+    bare = backbone.option_scores(None, batch)
+    assert not torch.allclose(prompted[:, :2], bare[:, :2])
+
+    alone = backbone.collate(ITEMS[1:2])
+    single = backbone.option_scores(module(alone["task_ids"]), alone)
+    torch.testing.assert_close(single[0], prompted[1], atol=1e-4, rtol=1e-4)
+
+
+def test_prepend_extends_the_attention_mask(backbone):
+    embeds, mask = backbone.prepend(
+        torch.zeros(2, 4, backbone.hidden_size),
+        torch.zeros(2, 3, backbone.hidden_size),
+        torch.tensor([[1, 1, 0], [1, 1, 1]]),
+    )
+    assert embeds.shape == (2, 7, backbone.hidden_size)
+    assert mask.tolist() == [[1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1]]
+
+
+def test_training_steps_lower_the_loss_and_leave_the_backbone_unchanged(backbone):
+    module = fusion_for(backbone)
+    before = [p.detach().clone() for p in backbone.parameters()]
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.05)
+    batch = backbone.collate(ITEMS)
+
+    losses = []
+    for _ in range(15):
+        scores = backbone.option_scores(module(batch["task_ids"]), batch)
+        loss = F.cross_entropy(scores, batch["labels"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(a, b) for a, b in zip(before, backbone.parameters(), strict=True))
+    assert all(p.grad is None for p in backbone.parameters())
+
+
+def test_embed_texts_is_mean_pooled_per_text(backbone):
+    both = backbone.embed_texts(["good movie", "bad bank stock"])
+    one = backbone.embed_texts(["bad bank stock"])
+    assert both.shape == (2, backbone.hidden_size)
+    torch.testing.assert_close(both[1], one[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["decoder", "encoder-decoder"])
+def test_generation_returns_one_text_per_input(kind, tiny_model_dir):
+    backbone = load_backbone(str(tiny_model_dir(kind)), device="cpu")
+    module = fusion_for(backbone)
+    texts = backbone.generate(module(torch.tensor([0, 1])), ["good movie", "the bank"], 3)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+def test_generation_rows_score_their_gold_output(tiny_model_dir):
+    backbone = load_backbone(str(tiny_model_dir("decoder")), device="cpu")
+    batch = backbone.collate([Item(0, "the question", "the answer")])
+    scores = backbone.option_scores(None, batch)
+    assert scores.shape == (1, 1) and bool(scores[0, 0] < 0)
+    assert batch["labels"].tolist() == [-100]
+
+
+def test_encoder_cannot_generate(tiny_model_dir):
+    backbone = load_backbone(str(tiny_model_dir("encoder")), device="cpu")
+    with pytest.raises(NotImplementedError, match="encoder backbones do not support generation"):
+        backbone.generate(None, ["x"])
