@@ -18,8 +18,8 @@ def validate_task_name(name: str) -> str:
     """
     if not isinstance(name, str) or not _SLUG.match(name) or ".." in name:
         raise ConfigError(
-            f"task name {name!r} is not a slug: expected 1-128 characters of a-z, 0-9, '_', '-', '.'"
-            " starting with a letter or digit, and no '..'"
+            f"task name {name!r} is not a slug: expected 1-128 characters of a-z, 0-9, '_', '-',"
+            " '.' starting with a letter or digit, and no '..'"
         )
     return name
 

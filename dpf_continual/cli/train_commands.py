@@ -5,19 +5,20 @@ Heavy libraries (transformers, avalanche) are imported inside the commands only.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from dpf_continual.cli import main
 from dpf_continual.cli.common import console, err_console, registry_url_option, user_errors
 
 
 def _observer(progress: Progress):
-    from dpf_continual.evaluation.report import format_matrix
     from dpf_continual.strategies.runner import Observer
 
     state: dict = {}
@@ -32,9 +33,11 @@ def _observer(progress: Progress):
         progress.update(state["bar"], completed=number, loss=loss)
 
     def finished(name: str, version: int, scores: dict[str, float]) -> None:
-        names = list(scores)
-        row = [[scores[n] for n in names]]
-        progress.console.print(format_matrix(names, row, title=f"after {name}: v{version}"))
+        table = Table(title=f"after {name}: version {version}, test accuracy")
+        for task in scores:
+            table.add_column(task, justify="right")
+        table.add_row(*(f"{score:.3f}" for score in scores.values()))
+        progress.console.print(table)
 
     return Observer(task_started=started, step=step, task_finished=finished)
 
@@ -62,6 +65,10 @@ def run_stream(registry_url: str, config, *, resume: bool) -> int:
         err_console.print(f"created a new registry at {registry_url}")
     if not registry.pending():
         console.print("nothing to train: every registered task is trained")
+        return 0
+    if os.environ.get("RANK", "0") != "0":
+        # Under torchrun only rank 0 reports; the others train silently.
+        train_stream(registry, config, resume=resume)
         return 0
     with _progress() as progress:
         try:
@@ -141,9 +148,10 @@ def train_stream_command(registry_url: str, resume: bool, **options) -> None:
     default=None,
     help="Registry URL to fill (default: a new one in a temporary folder).",
 )
-@click.option("--max-steps", type=int, default=60, show_default=True)
+@click.option("--max-steps", type=int, default=30, show_default=True, help="Steps per task.")
+@click.option("--max-length", type=int, default=64, show_default=True, help="Input tokens.")
 @user_errors
-def demo_command(registry_url: str | None, max_steps: int) -> None:
+def demo_command(registry_url: str | None, max_steps: int, max_length: int) -> None:
     """Run the whole flow offline: add the demo tasks, train the stream, query a prompt.
 
     Example: dpf-cl demo --max-steps 40
@@ -161,12 +169,13 @@ def demo_command(registry_url: str | None, max_steps: int) -> None:
 
     registry = Registry.open(registry_url, create=True)
     backbone = load_backbone(registry.settings.backbone)
-    for task in demo_tasks():
+    # Ten test examples per label keep the evaluation after every task short.
+    for task in demo_tasks(test_per_label=10):
         result = register_task(registry, task, backbone)
         sizes = ", ".join(f"{k} {len(v)}" for k, v in task.splits.items())
         console.print(f"add-task {task.spec.name}: {result.status} ({sizes})")
 
-    config = TrainConfig(max_steps=max_steps, epochs=100, seed=0)
+    config = TrainConfig(max_steps=max_steps, epochs=100, seed=0, max_length=max_length)
     status = run_stream(registry_url, config, resume=False)
     if status:
         sys.exit(status)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from dpf_continual.strategies.config import StrategyName, TrainConfig
+from dpf_continual.strategies.distributed import DistributedContext
 from dpf_continual.strategies.dpf import DPFStrategy
 from dpf_continual.strategies.loss_weighting import make_loss_weighter
 from dpf_continual.strategies.plugins import (
@@ -76,6 +77,7 @@ def build_strategy(
     run_id: int,
     on_version: Callable | None = None,
     on_step: Callable | None = None,
+    context: DistributedContext | None = None,
 ) -> StrategyParts:
     """A strategy for ``config.strategy`` over ``tasks``, checkpointing into ``registry``."""
     generator = torch.Generator().manual_seed(config.seed)
@@ -111,6 +113,7 @@ def build_strategy(
         loss_weighter=lambda: make_loss_weighter(weighting).to(backbone.device),
         plugins=plugins,
         on_step=on_step,
+        distributed=context,
     )
     parts = StrategyParts(
         strategy, make_benchmark(tasks), growth, collector, replay, tasks, config.seed

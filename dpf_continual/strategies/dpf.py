@@ -26,7 +26,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from dpf_continual.errors import TrainingError
+from dpf_continual.strategies import distributed as dist_utils
 from dpf_continual.strategies.config import OldPrompts, TrainConfig
+from dpf_continual.strategies.distributed import DistributedContext
 from dpf_continual.strategies.loss_weighting import LossWeighter
 from dpf_continual.strategies.prompt_modules import PromptedModel
 
@@ -50,6 +52,7 @@ class DPFStrategy(SupervisedTemplate):
         plugins: Avalanche plugins (growth, replay, checkpoint, EWC, LwF...).
         evaluator: Avalanche evaluation plugin (or ``None``).
         on_step: Called after every step with ``(step, loss)`` (progress display).
+        distributed: This process's place in a torchrun job (one process when ``None``).
     """
 
     def __init__(
@@ -61,8 +64,10 @@ class DPFStrategy(SupervisedTemplate):
         plugins: list | None = None,
         evaluator=None,
         on_step: Callable[[int, float], None] | None = None,
+        distributed: DistributedContext | None = None,
     ) -> None:
         self.config = config
+        self.distributed = distributed or DistributedContext()
         self.make_loss_weighter = loss_weighter
         self.loss_weighter = loss_weighter()
         self.on_step = on_step
@@ -110,8 +115,27 @@ class DPFStrategy(SupervisedTemplate):
         )
 
     def make_train_dataloader(self, **kwargs) -> None:
-        self.dataloader = self._loader(
-            self.adapted_dataset, shuffle=True, batch_size=self.train_mb_size
+        world = self.distributed.world_size
+        if world == 1:
+            self.dataloader = self._loader(
+                self.adapted_dataset, shuffle=True, batch_size=self.train_mb_size
+            )
+            return
+        # --batch-size is the global batch: each rank takes its share of every step.
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(
+            self.adapted_dataset,
+            num_replicas=world,
+            rank=self.distributed.rank,
+            shuffle=True,
+            seed=self.config.seed * 7919,
+        )
+        self.dataloader = DataLoader(
+            self.adapted_dataset,
+            batch_size=self.train_mb_size // world,
+            sampler=sampler,
+            collate_fn=self.model.backbone.collate,
         )
 
     def make_eval_dataloader(self, **kwargs) -> None:
@@ -138,6 +162,8 @@ class DPFStrategy(SupervisedTemplate):
         if slow and self.config.old_prompts == OldPrompts.REDUCED_LR:
             groups.append({"params": slow, "lr": self.config.lr * self.config.old_prompt_lr_scale})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
+        if self.distributed.enabled:
+            self.model.distribute()
 
     def shared_parameters(self) -> list[Tensor]:
         """Parameters every task shares (pool and gate), for GradNorm."""
@@ -166,13 +192,30 @@ class DPFStrategy(SupervisedTemplate):
 
     def _before_backward(self, **kwargs) -> None:
         value = float(self.loss.detach())
-        if not math.isfinite(value):
+        finite = math.isfinite(value)
+        if self.distributed.enabled:
+            finite = dist_utils.all_finite(self.loss.detach())
+        if not finite:
             raise TrainingError(
                 f"the loss became {value} at step {self.step + 1} of experience "
                 f"{self.experience.current_experience}; training of this task stopped and "
                 "nothing of it was written (try a lower --lr)"
             )
         super()._before_backward(**kwargs)
+
+    def _after_backward(self, **kwargs) -> None:
+        if self.distributed.enabled:
+            # DDP averages the prompt module's gradients; the loss weights are averaged here.
+            params = self.loss_weighter.extra_parameters()
+            dist_utils.average_gradients(params, self.distributed.world_size)
+        super()._after_backward(**kwargs)
+
+    def _after_training_epoch(self, **kwargs) -> None:
+        sampler = getattr(self.dataloader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.clock.train_exp_epochs + 1)
+        self._end_epoch()
+        super()._after_training_epoch(**kwargs)
 
     def _after_training_iteration(self, **kwargs) -> None:
         self.step += 1
@@ -188,21 +231,30 @@ class DPFStrategy(SupervisedTemplate):
         self.loss_weighter = self.make_loss_weighter()
         super()._before_training_exp(**kwargs)
 
-    def _after_training_epoch(self, **kwargs) -> None:
-        means = {task: sum(v) / len(v) for task, v in self._epoch_losses.items() if v}
+    def _end_epoch(self) -> None:
+        tasks = self.model.prompts.num_tasks
+        totals = torch.zeros(tasks, 2)  # [T, (sum, count)]
+        for task, values in self._epoch_losses.items():
+            totals[task] = torch.tensor([sum(values), len(values)])
+        if self.distributed.enabled:
+            torch.distributed.all_reduce(totals)  # every rank then sees the same epoch means
+        means = {t: float(totals[t, 0] / totals[t, 1]) for t in range(tasks) if totals[t, 1] > 0}
         self.loss_weighter.end_epoch(means)
         self._epoch_losses.clear()
-        super()._after_training_epoch(**kwargs)
 
 
 def _silent_evaluator():
     """Avalanche's accuracy, forgetting and BWT metrics, with no console logger."""
+    import warnings
+
     from avalanche.evaluation.metrics import accuracy_metrics, bwt_metrics, forgetting_metrics
     from avalanche.training.plugins import EvaluationPlugin
 
-    return EvaluationPlugin(
-        accuracy_metrics(experience=True, stream=True),
-        forgetting_metrics(experience=True, stream=True),
-        bwt_metrics(experience=True, stream=True),
-        loggers=[],
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No loggers specified")
+        return EvaluationPlugin(
+            accuracy_metrics(experience=True, stream=True),
+            forgetting_metrics(experience=True, stream=True),
+            bwt_metrics(experience=True, stream=True),
+            loggers=[],
+        )

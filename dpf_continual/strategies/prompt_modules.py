@@ -133,14 +133,30 @@ class PromptedModel(nn.Module):
         super().__init__()
         self.prompts = prompts
         self._backbone = _Shared(backbone)
+        self._parallel = _Shared(None)
 
     @property
     def backbone(self):
         return self._backbone.value
 
+    def distribute(self) -> None:
+        """Wrap the prompt module in DistributedDataParallel (call again after it grows)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        device = self.backbone.device
+        self._parallel = _Shared(
+            DistributedDataParallel(
+                self.prompts,
+                device_ids=[device] if device.type == "cuda" else None,
+                find_unused_parameters=True,  # masked pool prompts get no gradient
+                broadcast_buffers=False,  # buffers (masks, embeddings) are equal on all ranks
+            )
+        )
+
     def forward(self, batch) -> Tensor:
         """Args: a batch from ``backbone.collate``. Returns: option scores [b, O]."""
-        prompt = self.prompts(batch["task_ids"])  # [b, L, d]
+        prompts = self._parallel.value if self.training else None
+        prompt = (prompts or self.prompts)(batch["task_ids"])  # [b, L, d]
         return self.backbone.option_scores(prompt, batch)
 
 

@@ -20,7 +20,13 @@ from torch.utils.data import DataLoader
 
 from dpf_continual.errors import BackboneMismatchError, ConfigError, TrainingError
 from dpf_continual.evaluation.metrics import summarize
+from dpf_continual.strategies import distributed
+
+# Avalanche must be imported before a process group exists: some of its modules create
+# loggers at import time, which it refuses to do on ranks other than 0.
+from dpf_continual.strategies.build import build_strategy
 from dpf_continual.strategies.config import StrategyName, TrainConfig
+from dpf_continual.strategies.distributed import DistributedContext
 from dpf_continual.strategies.stream import StreamTask, stream_task
 
 logger = logging.getLogger(__name__)
@@ -80,6 +86,7 @@ class _Run:
         self.observer = observer
         self.rows: list[dict[str, float]] = []
         self.versions: list[int] = []
+        self.context = DistributedContext()
 
     def load_tasks(self) -> tuple[list[StreamTask], int]:
         infos = self.registry.tasks()
@@ -155,11 +162,19 @@ def train_stream(
         return None
     if resume:
         config = _resumed_config(registry, config)
+    context, device = distributed.setup(config.device)
+    if context.enabled and config.batch_size % context.world_size:
+        raise ConfigError(
+            f"--batch-size {config.batch_size} is the global batch and must divide evenly "
+            f"over {context.world_size} processes"
+        )
+    if not context.is_main:
+        registry = distributed.FollowerRegistry(registry)
     if backbone is None:
         from dpf_continual.backbones import load_backbone
 
         backbone = load_backbone(
-            registry.settings.backbone, device=config.device, max_length=config.max_length
+            registry.settings.backbone, device=device, max_length=config.max_length
         )
     if backbone.hidden_size != registry.settings.hidden_size:
         raise BackboneMismatchError(
@@ -168,13 +183,20 @@ def train_stream(
         )
     torch.manual_seed(config.seed)
     run = _Run(registry, config, backbone, observer)
+    run.context = context
     tasks, first = run.load_tasks()
     module = run.load_module(first)
     run_id = registry.start_run(
         strategy=config.strategy.value,
-        config={**config.to_dict(), "resumed": resume, "host": platform.node()},
+        config={
+            **config.to_dict(),
+            "resumed": resume,
+            "host": platform.node(),
+            "global_batch": config.batch_size,
+            "per_rank_batch": config.batch_size // context.world_size,
+        },
         seed=config.seed,
-        world_size=1,
+        world_size=context.world_size,
     )
     started = time.perf_counter()
     try:
@@ -185,6 +207,8 @@ def train_stream(
     except TrainingError:
         registry.finish_run(run_id, "failed", {"seconds": time.perf_counter() - started})
         raise
+    finally:
+        distributed.teardown()
     report.seconds = time.perf_counter() - started
     registry.finish_run(
         run_id,
@@ -206,8 +230,6 @@ def _resumed_config(registry, config: TrainConfig) -> TrainConfig:
 
 
 def _train(run: _Run, tasks: list[StreamTask], first: int, module, run_id: int) -> StreamReport:
-    from dpf_continual.strategies.build import build_strategy
-
     config, backbone = run.config, run.backbone
     pending = tasks[first:]
     zero_shot = [evaluate_bare(backbone, t.splits["test"], config.eval_batch_size) for t in pending]
@@ -228,6 +250,7 @@ def _train(run: _Run, tasks: list[StreamTask], first: int, module, run_id: int) 
         run_id=run_id,
         on_version=on_version,
         on_step=run.observer.step,
+        context=run.context,
     )
     parts.restore_replay(first)
     init_scores = []
@@ -253,7 +276,10 @@ def _announce(run: _Run, index: int, pending, examples: int) -> None:
 def _report(run: _Run, trained, run_id, zero_shot, init_scores, parts) -> StreamReport:
     names = [task.name for task in trained]
     live = [[row.get(name) for name in names] for row in run.rows]
-    served_names, served = run.registry.accuracy_matrix(run_id, kind="served")
+    if run.context.is_main:
+        served_names, served = run.registry.accuracy_matrix(run_id, kind="served")
+    else:  # other ranks keep no registry record of their own
+        served_names, served = names, [list(row) for row in live]
     served = [[row[served_names.index(n)] if n in served_names else None for n in names]
               for row in served]  # fmt: skip
     if len(init_scores) == len(names) and all(s is not None for s in init_scores):

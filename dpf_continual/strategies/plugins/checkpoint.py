@@ -54,7 +54,7 @@ class RegistryCheckpointPlugin(SupervisedPlugin):
         for task_id in sorted(strategy.experience.task_labels):
             self.commit(strategy, task_id)
 
-    def commit(self, strategy, trained: int) -> int:
+    def commit(self, strategy, trained: int) -> int | None:
         """Evaluate tasks ``0..trained`` and write the version; returns its number."""
         from dpf_continual.registry import TaskPromptRecord
 
@@ -82,10 +82,11 @@ class RegistryCheckpointPlugin(SupervisedPlugin):
             reason=f"{self.strategy_name}: trained {self.task_names[trained]}",
             serve_tolerance=self.serve_tolerance,
         )
-        logger.info("wrote version %d after %s", version.number, self.task_names[trained])
+        number = version.number if version is not None else None  # None on ranks other than 0
+        logger.info("wrote version %s after %s", number, self.task_names[trained])
         if self.on_version is not None:
-            self.on_version(self.task_names[trained], version.number, test, dev)
-        return version.number
+            self.on_version(self.task_names[trained], number, test, dev)
+        return number
 
 
 def _ids(task_id: int, device):
