@@ -3,6 +3,10 @@
 A row's score for an option is ``scale * cos(pool(prompt + input), pool(option))``. Option texts
 are embedded once by the bare backbone and cached, so the training step never re-embeds them and
 no weights are added per task.
+
+The alternative is a per-task linear head (:class:`TaskHeads`): a trainable ``[n_options, d]``
+matrix per task, initialised to ``scale`` times the option embeddings so that it starts out
+scoring exactly like the cosine scorer, then free to move.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from transformers import BatchEncoding
 
 from dpf_continual.backbones.base import Backbone, Item, gold_index, mean_pool
@@ -85,3 +89,40 @@ class EncoderBackbone(Backbone):
         chosen = table[option_ids.clamp(min=0)]  # [b, O, d]
         scores = self.scale * torch.einsum("bd,bod->bo", pooled, chosen)
         return scores.masked_fill(option_ids < 0, float("-inf"))
+
+
+class TaskHeads(nn.Module):
+    """Per-task linear heads over the pooled, normalised prompted input.
+
+    Args:
+        backbone: The encoder whose option embeddings initialise the heads.
+    """
+
+    def __init__(self, backbone: EncoderBackbone) -> None:
+        super().__init__()
+        self.backbone = [backbone]  # a list keeps it out of this module's parameters
+        self.heads = nn.ParameterDict()
+
+    def add_task(self, task_id: int, options: Sequence[str]) -> None:
+        """A head for ``task_id`` whose rows score ``options`` in this order."""
+        backbone = self.backbone[0]
+        ids = torch.tensor([backbone.option_id(text) for text in options])
+        weight = backbone.scale * backbone.option_embeddings()[ids.to(backbone.device)]
+        self.heads[str(task_id)] = nn.Parameter(weight.detach().clone())  # [n, d]
+
+    def forward(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
+        """Scores [b, O] of each row's options by its task's head (``-inf`` padding).
+
+        A row's options must be its task's options in the order the head was made with.
+        """
+        backbone = self.backbone[0]
+        pooled = F.normalize(
+            backbone.pooled(prompt, batch["input_ids"], batch["attention_mask"]), dim=-1
+        )  # [b, d]
+        width = batch["option_ids"].shape[1]
+        scores = pooled.new_full((pooled.shape[0], width), float("-inf"))
+        for task in torch.unique(batch["task_ids"]).tolist():
+            rows = batch["task_ids"] == task
+            head = self.heads[str(task)]  # [n, d]
+            scores[rows, : head.shape[0]] = pooled[rows] @ head.T
+        return scores.masked_fill(batch["option_ids"] < 0, float("-inf"))

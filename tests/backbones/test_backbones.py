@@ -126,3 +126,28 @@ def test_encoder_cannot_generate(tiny_model_dir):
     backbone = load_backbone(str(tiny_model_dir("encoder")), device="cpu")
     with pytest.raises(NotImplementedError, match="encoder backbones do not support generation"):
         backbone.generate(None, ["x"])
+
+
+def test_linear_heads_start_equal_to_cosine_scoring_and_train(tiny_model_dir):
+    from dpf_continual.backbones.encoder import TaskHeads
+
+    backbone = load_backbone(str(tiny_model_dir("encoder")), device="cpu")
+    module = fusion_for(backbone)
+    heads = TaskHeads(backbone)
+    heads.add_task(0, ("positive", "negative"))
+    heads.add_task(1, ("yes", "no", "true"))
+    batch = backbone.collate(ITEMS)
+    prompt = module(batch["task_ids"])
+
+    torch.testing.assert_close(heads(prompt, batch), backbone.option_scores(prompt, batch))
+    assert [p.shape for p in heads.parameters()] == [(2, 32), (3, 32)]
+
+    optimizer = torch.optim.Adam(list(heads.parameters()), lr=0.1)
+    first = None
+    for _ in range(10):
+        loss = F.cross_entropy(heads(prompt.detach(), batch), batch["labels"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < first
