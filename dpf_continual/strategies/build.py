@@ -123,7 +123,7 @@ def build_strategy(
         run_id=run_id,
         task_names=[task.name for task in tasks],
         evaluate=parts.evaluate,
-        serve_tolerance=config.serve_tolerance,
+        serve_tolerance=config.serve_tolerance / 100.0,  # the registry works in fractions
         strategy_name=config.strategy.value,
         on_version=on_version,
     )

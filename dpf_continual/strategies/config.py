@@ -100,8 +100,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
-        if self.serve_tolerance < 0:
-            raise ConfigError(f"serve_tolerance must be >= 0 points, got {self.serve_tolerance!r}")
+        if not 0 <= self.serve_tolerance <= 100:
+            raise ConfigError(
+                f"serve_tolerance must be between 0 and 100 points, got {self.serve_tolerance!r}"
+            )
         allowed = ("equal", "uncertainty", "gradnorm", "dwa")
         if self.loss_weighting not in allowed:
             raise ConfigError(
