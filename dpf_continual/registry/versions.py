@@ -22,6 +22,7 @@ from dpf_continual.errors import (
     BackboneMismatchError,
     ConfigError,
     IntegrityError,
+    RegistryError,
     VersionNotFoundError,
 )
 from dpf_continual.naming import validate_task_name
@@ -163,7 +164,15 @@ def commit_version(
     if parent is not None:
         require_version(session, parent)
     tasks = find_tasks(session, [trained_task, *encoded.prompts])
-    number = (session.scalar(select(func.max(PoolVersion.number))) or 0) + 1
+    latest = session.scalar(select(func.max(PoolVersion.number)))
+    if tasks[trained_task].status != "pending" or (parent is not None and parent != latest):
+        # Another process trained this registry meanwhile: refuse rather than fork the history.
+        raise RegistryError(
+            f"cannot write a version for task {trained_task!r} on top of version {parent}: "
+            f"the registry moved on (latest version {latest}, task {trained_task!r} is "
+            f"{tasks[trained_task].status}); another train-stream is using this registry"
+        )
+    number = (latest or 0) + 1
 
     artifacts = {encoded.state[0]: ("pool_state", encoded.state[1])}
     for item in encoded.prompts.values():

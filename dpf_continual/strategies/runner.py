@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import DataLoader
 
-from dpf_continual.errors import BackboneMismatchError, ConfigError, TrainingError
+from dpf_continual.errors import (
+    BackboneMismatchError,
+    ConfigError,
+    RegistryError,
+    TrainingError,
+)
 from dpf_continual.evaluation.metrics import summarize
 from dpf_continual.strategies import distributed
 
@@ -204,7 +209,7 @@ def train_stream(
     except KeyboardInterrupt:
         registry.finish_run(run_id, "interrupted", {"seconds": time.perf_counter() - started})
         raise
-    except TrainingError:
+    except (TrainingError, RegistryError):  # a NaN loss, or another trainer got there first
         registry.finish_run(run_id, "failed", {"seconds": time.perf_counter() - started})
         raise
     finally:
