@@ -161,7 +161,8 @@ class DPFStrategy(SupervisedTemplate):
         groups = [{"params": fast + self.loss_weighter.extra_parameters(), "lr": self.config.lr}]
         if slow and self.config.old_prompts == OldPrompts.REDUCED_LR:
             groups.append({"params": slow, "lr": self.config.lr * self.config.old_prompt_lr_scale})
-        self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
+        # One fused kernel for all the small tensors (pool prompts, logits, gate).
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0, fused=True)
         if self.distributed.enabled:
             self.model.distribute()
 
