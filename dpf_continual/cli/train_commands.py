@@ -128,17 +128,26 @@ def run_stream(registry_url: str, config, *, resume: bool) -> int:
 @click.option("--serve-tolerance", type=float, default=0.0, show_default=True, help="Points.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--resume", is_flag=True, help="Carry on after an interrupted run.")
 @user_errors
-def train_stream_command(registry_url: str, resume: bool, **options) -> None:
+def train_stream_command(registry_url: str, resume: bool, threads: int | None, **options) -> None:
     """Train every pending task, in stream order.
 
     Example: dpf-cl train-stream --max-steps 80 --loss-weighting gradnorm
     """
     from dpf_continual.strategies.config import TrainConfig
 
+    _set_threads(threads)
     config = TrainConfig(**options)
     sys.exit(run_stream(registry_url, config, resume=resume))
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 @main.command("demo")
@@ -150,8 +159,11 @@ def train_stream_command(registry_url: str, resume: bool, **options) -> None:
 )
 @click.option("--max-steps", type=int, default=30, show_default=True, help="Steps per task.")
 @click.option("--max-length", type=int, default=64, show_default=True, help="Input tokens.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @user_errors
-def demo_command(registry_url: str | None, max_steps: int, max_length: int) -> None:
+def demo_command(
+    registry_url: str | None, max_steps: int, max_length: int, threads: int | None
+) -> None:
     """Run the whole flow offline: add the demo tasks, train the stream, query a prompt.
 
     Example: dpf-cl demo --max-steps 40
@@ -161,6 +173,7 @@ def demo_command(registry_url: str | None, max_steps: int, max_length: int) -> N
     from dpf_continual.strategies.config import TrainConfig
     from dpf_continual.tasks import register_task
 
+    _set_threads(threads)
     folder = Path(tempfile.mkdtemp(prefix="dpf-demo-"))
     registry_url = registry_url or f"sqlite:///{folder / 'registry.db'}"
     console.print(f"demo registry: {registry_url}")
