@@ -85,4 +85,6 @@ def data_root() -> Path:
     root = os.environ.get("DPF_DATA_ROOT")
     if not root:
         pytest.skip("set DPF_DATA_ROOT to the shared data folder to run real-data tests")
+    if not Path(root).is_dir():
+        pytest.skip(f"DPF_DATA_ROOT={root} is not a folder")
     return Path(root)

@@ -189,8 +189,7 @@ def train_stream(
     torch.manual_seed(config.seed)
     run = _Run(registry, config, backbone, observer)
     run.context = context
-    tasks, first = run.load_tasks()
-    module = run.load_module(first)
+    tasks, first, module = _load_consistent(run)
     run_id = registry.start_run(
         strategy=config.strategy.value,
         config={
@@ -221,6 +220,19 @@ def train_stream(
         {"seconds": report.seconds, "zero_shot": report.zero_shot, "avalanche": report.avalanche},
     )
     return report
+
+
+def _load_consistent(run: _Run, attempts: int = 5):
+    """Tasks and the latest module, read again if another trainer committed in between."""
+    for attempt in range(attempts):
+        tasks, first = run.load_tasks()
+        try:
+            return tasks, first, run.load_module(first)
+        except ConfigError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _resumed_config(registry, config: TrainConfig) -> TrainConfig:
