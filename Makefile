@@ -14,8 +14,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e '.[dev]'
-	$(BIN)/pip install --no-deps $(OFFLINE_PACKAGES)
+	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install --no-deps $(OFFLINE_PACKAGES)
 	touch $(STAMP)
 
 demo: $(STAMP)
