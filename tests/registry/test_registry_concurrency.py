@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dpf_continual.registry import Registry, TaskPromptRecord
+from tests.registry.conftest import add_task
 
 pytestmark = pytest.mark.slow
 
@@ -28,17 +29,7 @@ def writer(url: str, index: int, start) -> None:
             width, length = registry.settings.hidden_size, registry.settings.prompt_length
             names = [f"w{index}-t{i}" for i in range(TASKS_EACH)]
             for name in names:
-                registry.add_task(
-                    name=name,
-                    kind="choice",
-                    metric="accuracy",
-                    domain="d",
-                    source="s",
-                    label_names=[],
-                    data_checksum=name,
-                    embedding=torch.randn(width),
-                    data={},
-                )
+                add_task(registry, name)
             run = registry.start_run(strategy="dpf", config={"writer": index}, seed=index)
             for i in range(VERSIONS_EACH):
                 prompts = {

@@ -21,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from dpf_continual.registry import Registry, TaskPromptRecord
+from tests.registry.conftest import add_task
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +32,7 @@ TASKS = [f"task{i}" for i in range(5)]
 def setup_registry(url: str, *, width: int, length: int, tasks: list[str]) -> None:
     with Registry.init(url, backbone="b", hidden_size=width, prompt_length=length) as registry:
         for name in tasks:
-            registry.add_task(
-                name=name,
-                kind="choice",
-                metric="accuracy",
-                domain="d",
-                source="s",
-                label_names=[],
-                data_checksum=name,
-                embedding=torch.randn(width),
-                data={},
-            )
+            add_task(registry, name)
         registry.start_run(strategy="dpf", config={}, seed=0)
 
 
