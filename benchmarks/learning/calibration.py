@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--mpt-lrs", type=float, nargs="+", default=None)
     args = parser.parse_args()
     lrs = args.lrs or ([0.03, 0.1] if args.quick else [0.01, 0.03, 0.1])
-    mpt_lrs = args.mpt_lrs or ([0.03, 0.3] if args.quick else [0.03, 0.1, 0.3])
+    mpt_lrs = args.mpt_lrs or ([0.03] if args.quick else [0.03, 0.1, 0.3])
     session = harness.start(args)
     backbone = session.backbone
     task = harness.cap_task(harness.lfpt5_task(session, "ag_news", SAMPLE))

@@ -22,10 +22,12 @@ import platform
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -339,6 +341,128 @@ def train_config(session: Session, **settings):
     settings.setdefault("epochs", 10_000)
     settings.setdefault("max_length", session.args.max_length)
     return TrainConfig(device=session.args.device, **settings)
+
+
+# -- independent units of work, shared between processes ----------------------------------------
+#
+# A suite whose runs are independent (LFPT5: one unit per order and data sample) hands them to
+# :func:`run_units`. Each finished unit is written to ``<out>/parts/<suite>-<fingerprint>/`` at
+# once, so a crash or Ctrl-C loses at most the unit in progress and the next identical command
+# picks up where it stopped. Several processes with the same settings share the units: each one
+# claims a unit by creating its ``.claim`` file (atomic), and the first process waits for the
+# others and aggregates. ``--jobs N`` starts N-1 such helpers with one torch thread each.
+
+
+def add_parallel_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="processes sharing the runs, one torch thread each"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+
+
+def spawn_helpers(args: argparse.Namespace) -> list[subprocess.Popen]:
+    """Start ``args.jobs - 1`` helper copies of this script (before the backbone is loaded)."""
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs: expected 1 or more, got {args.jobs}")
+    if args.jobs == 1 or args.worker:
+        return []
+    if not args.threads:
+        args.threads = 1
+    command = [sys.executable, sys.argv[0], *sys.argv[1:], "--worker", "--threads", "1"]
+    return [subprocess.Popen(command) for _ in range(args.jobs - 1)]
+
+
+def fingerprint(identity: dict) -> str:
+    import hashlib
+
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def run_units(
+    session: Session,
+    suite: str,
+    identity: dict,
+    units: Sequence,
+    run: Callable[[object], object],
+    *,
+    worker: bool = False,
+    helpers: Sequence[subprocess.Popen] = (),
+) -> list | None:
+    """Run every unit not yet done (by this or another process); return all results in order.
+
+    ``identity`` (settings, seeds, learning rates...) names the parts folder: a finished unit is
+    reused only by a run with exactly the same settings and backbone. Helpers (``worker``) return
+    ``None`` when no unit is left; the first process waits for them and returns the results.
+    """
+    identity = {**identity, "backbone": session.backbone.name, "suite": suite}
+    folder = session.args.out_dir / "parts" / f"{suite}-{fingerprint(identity)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "settings.json").write_text(json.dumps(identity, indent=1, default=str) + "\n")
+    paths = [
+        folder / ("unit-" + "-".join(str(part) for part in _as_tuple(u)) + ".json") for u in units
+    ]
+    for unit, path in zip(units, paths, strict=True):
+        if path.is_file() or not _claim(path):
+            continue
+        try:
+            result = run(unit)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result, default=str) + "\n")
+            os.replace(tmp, path)
+        finally:
+            path.with_suffix(".claim").unlink(missing_ok=True)
+    if worker:
+        return None
+    while not all(path.is_file() for path in paths):
+        failed = [h for h in helpers if h.poll() not in (None, 0)]
+        if failed or not any(
+            _claimed_by_live_process(path) for path in paths if not path.is_file()
+        ):
+            missing = [path.name for path in paths if not path.is_file()]
+            raise SystemExit(f"{suite}: units not finished (a helper failed?): {missing}")
+        time.sleep(5)
+    for helper in helpers:
+        helper.wait()
+    return [json.loads(path.read_text()) for path in paths]
+
+
+def _as_tuple(unit) -> tuple:
+    return unit if isinstance(unit, tuple) else (unit,)
+
+
+def _claim(path: Path) -> bool:
+    """Claim the unit behind ``path`` for this process; a claim by a dead process is taken over."""
+    claim = path.with_suffix(".claim")
+    for _ in range(2):
+        try:
+            handle = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if _claimed_by_live_process(path):
+                return False
+            claim.unlink(missing_ok=True)  # its process died: the unit is free again
+            continue
+        with os.fdopen(handle, "w") as out:
+            out.write(f"{platform.node()} {os.getpid()}\n")
+        return True
+    return False
+
+
+def _claimed_by_live_process(path: Path) -> bool:
+    claim = path.with_suffix(".claim")
+    try:
+        host, pid = claim.read_text().split()
+    except (OSError, ValueError):
+        return claim.exists()  # being written right now
+    if host != platform.node():
+        return True  # another machine's process: assume it is alive
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- statistics and output -------------------------------------------------------------------
