@@ -197,7 +197,8 @@ def markdown(payload: dict) -> str:
         f"{len(plan['orders']) * len(plan['samples'])} run(s); F = forgetting; FWT is defined "
         "on the live matrix only (a task has no served prompt before it is trained); joint "
         "methods are not continual and have ACC only. Seconds: one run, training and every "
-        "evaluation.\n\n" + harness.markdown_table(header, rows)
+        f"evaluation (mean over runs); the runs were shared by {payload.get('jobs', 1)} "
+        "process(es) of one torch thread each.\n\n" + harness.markdown_table(header, rows)
     )
 
 
