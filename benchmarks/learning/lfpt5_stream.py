@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import time
 
 import harness
@@ -227,7 +228,9 @@ def main() -> None:
         for method in plan["methods"]:
             harness.logger.info("order %d, sample %s: %s", order, sample, method)
             result = run_method(session, method, tasks, plan, rates, args.seed)
-            runs.append({"order": order, "sample": sample, "method": method, **result})
+            runs.append(
+                {"order": order, "sample": sample, "method": method, "pid": os.getpid(), **result}
+            )
             harness.logger.info(
                 "  %s: %s (%.0f s)", method, result["summary_live"], result["seconds"]
             )
@@ -248,7 +251,7 @@ def main() -> None:
         "max_length": args.max_length,
         "learning_rates": rates,
         "table": aggregate(runs, plan["methods"]),
-        "jobs": args.jobs,
+        "jobs": len({run["pid"] for run in runs}),
         "compute_seconds": round(sum(run["seconds"] for run in runs), 1),
         "runs": runs,
     }
