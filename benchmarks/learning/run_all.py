@@ -64,15 +64,27 @@ def main() -> None:
             print(f"{suite} failed; the suites after it still run", file=sys.stderr)
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    record = {
-        "arguments": passed,
-        "jobs": args.jobs,
-        "suites": timings,
-        "finished": time.strftime("%Y-%m-%d %H:%M"),
-    }
-    (args.out_dir / "run_all.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_record(args.out_dir / "run_all.json", passed, args.jobs, timings)
     collect(args.out_dir)
     sys.exit(max((t["status"] for t in timings.values()), default=0))
+
+
+def write_record(path: Path, arguments: list[str], jobs: int, timings: dict) -> dict:
+    """Write ``run_all.json``: each suite's wall time and exit status.
+
+    With ``--only``, the suites that were not run keep the timings recorded by the run that
+    wrote their files, so the record always covers every suite whose tables are shown.
+    """
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    kept = {name: t for name, t in earlier.get("suites", {}).items() if name not in timings}
+    record = {
+        "arguments": arguments,
+        "jobs": jobs,
+        "suites": {**kept, **timings},
+        "finished": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return record
 
 
 def collect(out_dir: Path) -> None:

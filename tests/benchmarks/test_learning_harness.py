@@ -110,6 +110,19 @@ def test_readme_section_is_replaced_between_the_markers(tmp_path):
     assert text.endswith("B text\n\n<!-- results:end -->\nafter\n")
 
 
+def test_a_partial_rerun_keeps_the_other_suites_timings(tmp_path):
+    path = tmp_path / "run_all.json"
+    first = {"calibration": {"seconds": 5.0, "status": 0}, "table1": {"seconds": 9.0, "status": 0}}
+    run_all.write_record(path, ["--quick"], 1, first)
+    record = run_all.write_record(path, [], 2, {"table1": {"seconds": 3.0, "status": 1}})
+    assert record == json.loads(path.read_text())
+    assert record["suites"] == {
+        "calibration": {"seconds": 5.0, "status": 0},
+        "table1": {"seconds": 3.0, "status": 1},
+    }
+    assert record["jobs"] == 2 and record["arguments"] == []
+
+
 def test_readme_without_markers_is_left_alone(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n")
