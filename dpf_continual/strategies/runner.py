@@ -285,9 +285,31 @@ def _train(run: _Run, tasks: list[StreamTask], first: int, module, run_id: int) 
 
 
 def _announce(run: _Run, index: int, pending, examples: int) -> None:
+    examples += run.config.replay_size * (index > 0)
+    steps = _steps_per_task(run.config, examples)
+    warn_if_dwa_is_idle(run.config, pending[index].name, examples)
     if run.observer.task_started:
-        steps = _steps_per_task(run.config, examples + run.config.replay_size * (index > 0))
         run.observer.task_started(index, len(pending), pending[index].name, steps)
+
+
+def warn_if_dwa_is_idle(config: TrainConfig, name: str, examples: int) -> bool:
+    """Warn when ``dwa`` cannot weigh anything in this task; returns whether it warned.
+
+    Each task starts a fresh weighter, and DWA needs two finished epochs of loss history, so a
+    task trained for two epochs or fewer trains exactly as with ``equal``.
+    """
+    if getattr(config.loss_weighting, "value", config.loss_weighting) != "dwa":
+        return False
+    per_epoch = -(-examples // config.batch_size)
+    steps = _steps_per_task(config, examples)
+    if steps > 2 * per_epoch:
+        return False
+    logger.warning(
+        "task %r: --loss-weighting dwa weighs tasks from the third epoch on, but this task "
+        "trains %d steps (%.1f epochs of %d steps); it trains as with 'equal'",
+        name, steps, steps / per_epoch, per_epoch,
+    )  # fmt: skip
+    return True
 
 
 def _report(run: _Run, trained, run_id, zero_shot, init_scores, parts) -> StreamReport:

@@ -352,3 +352,29 @@ def test_make_loss_weighter_rejects_an_unknown_name():
         match="unknown loss weighting 'mean'; expected one of: equal, uncertainty, gradnorm, dwa",
     ):
         make_loss_weighter("mean")
+
+
+@pytest.mark.parametrize(
+    ("epochs", "max_steps", "warned"),
+    [(2, None, True), (3, None, False), (5, 8, True), (5, 9, False), (1, None, True)],
+)
+def test_dwa_warns_when_a_task_is_too_short_for_it(caplog, epochs, max_steps, warned):
+    from dpf_continual.strategies.config import TrainConfig
+    from dpf_continual.strategies.runner import warn_if_dwa_is_idle
+
+    # 64 examples at batch 16: 4 steps an epoch, so DWA needs more than 8 steps.
+    config = TrainConfig(loss_weighting="dwa", epochs=epochs, max_steps=max_steps)
+    with caplog.at_level(logging.WARNING):
+        assert warn_if_dwa_is_idle(config, "sst2", 64) is warned
+    assert ("trains as with 'equal'" in caplog.text) is warned
+    if warned:
+        assert "task 'sst2'" in caplog.text
+
+
+def test_other_policies_never_warn_about_short_tasks(caplog):
+    from dpf_continual.strategies.config import TrainConfig
+    from dpf_continual.strategies.runner import warn_if_dwa_is_idle
+
+    with caplog.at_level(logging.WARNING):
+        assert not warn_if_dwa_is_idle(TrainConfig(loss_weighting="equal"), "sst2", 64)
+    assert caplog.text == ""
