@@ -123,6 +123,19 @@ def test_a_partial_rerun_keeps_the_other_suites_timings(tmp_path):
     assert record["jobs"] == 2 and record["arguments"] == []
 
 
+def test_wall_times_list_full_and_kept_quick_results(tmp_path):
+    (tmp_path / "quick").mkdir()
+    hardware = {"cores": 2, "cpu": "EPYC", "torch_threads": 1, "load_average_at_start": [0.5]}
+    record = {"mode": "full", "wall_seconds": 1260.0, "jobs": 2, "hardware": hardware}
+    (tmp_path / "lfpt5_stream.json").write_text(json.dumps({**record, "finished": "day 1"}))
+    quick = {**record, "mode": "quick", "wall_seconds": 600.0, "jobs": 1, "finished": "day 0"}
+    (tmp_path / "quick" / "table1.json").write_text(json.dumps(quick))
+    table = run_all.wall_times(tmp_path)
+    assert "| lfpt5_stream | full | 21.0 | 2 | 1 | 2 x EPYC | 0.5 | day 1 |" in table
+    assert "| table1 | quick | 10.0 | 1 | 1 | 2 x EPYC | 0.5 | day 0 |" in table
+    assert run_all.wall_times(tmp_path / "empty") == ""
+
+
 def test_readme_without_markers_is_left_alone(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n")
