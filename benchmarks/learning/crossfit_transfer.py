@@ -115,6 +115,7 @@ def pool_targets(session, registry, targets: list, config) -> dict[str, dict]:
             "test": result.live[-1][-1],
             "dev": result.dev[-1][-1],
             "zero_shot": result.zero_shot[-1],
+            "initial": result.initial[-1] if result.initial else None,  # before its first step
             "seconds": result.seconds,
         }
         harness.logger.info("  pool-initialised %s: %s", target.name, results[target.name])
@@ -167,6 +168,7 @@ def summarize(runs: list[dict], targets: list[str]) -> dict:
         rows = [row for run in runs for row in run["targets"] if row["target"] == name]
         per_target[name] = {
             "zero_shot": harness.mean_std([row["pool"]["zero_shot"] for row in rows]),
+            "initial": harness.mean_std([row["pool"].get("initial") for row in rows]),
             "pool": harness.mean_std([row["pool"]["test"] for row in rows]),
             "scratch": harness.mean_std([row["scratch"]["test"] for row in rows]),
             "ratio": harness.mean_std([row["ratio"] for row in rows]),
@@ -186,6 +188,7 @@ def markdown(payload: dict) -> str:
         [
             name,
             harness.points(s["zero_shot"]),
+            harness.points(s["initial"]),
             harness.points(s["scratch"]),
             harness.points(s["pool"]),
             _ratio(s["ratio"]),
@@ -195,6 +198,7 @@ def markdown(payload: dict) -> str:
     rows.append(
         [
             "**mean ratio = prompt transfer gain**",
+            "",
             "",
             "",
             "",
@@ -212,11 +216,14 @@ def markdown(payload: dict) -> str:
         f"{plan['steps']} steps of batch 16 per task, lr {payload['learning_rates']['lr']:g}, "
         f"data seeds {plan['data_seeds']}, {caps}, inputs truncated to {payload['max_length']} "
         f"tokens. Source-stream ACC after the last source: "
-        f"{harness.points(summary['source_stream_acc'])}.\n\n"
+        f"{harness.points(summary['source_stream_acc'])}. Test accuracy in points, mean ± std "
+        "over the data seeds; *pool, before training*: the target's score right after the pool "
+        "grew for it, before its first step; the ratio is pool-initialised over scratch.\n\n"
         + harness.markdown_table(
             [
                 "target",
                 "zero-shot",
+                "pool, before training",
                 "prompt tuning from scratch",
                 "initialised from the pool",
                 "ratio",

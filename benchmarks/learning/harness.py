@@ -235,6 +235,7 @@ class StreamResult:
     summary_served: dict
     seconds: float
     config: dict = field(default_factory=dict)
+    initial: list[float | None] = field(default_factory=list)  # each task's score at its start
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -315,6 +316,7 @@ def train(session: Session, registry, config) -> StreamResult:
         summary_served=report.summary_served,
         seconds=report.seconds,
         config=config.to_dict(),
+        initial=report.initial,
     )
 
 

@@ -39,7 +39,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class StreamReport:
-    """What a run did: the accuracy matrices (rows: after each task; 0-1) and their summaries."""
+    """What a run did: the accuracy matrices (rows: after each task; 0-1) and their summaries.
+
+    ``initial`` holds each trained task's test score at initialisation (after pool growth,
+    before its first step; ``None`` for ``joint``), so a stream of one task keeps it too.
+    """
 
     run_id: int
     tasks: list[str]
@@ -51,6 +55,7 @@ class StreamReport:
     seconds: float
     versions: list[int] = field(default_factory=list)
     avalanche: dict = field(default_factory=dict)
+    initial: list[float | None] = field(default_factory=list)
 
 
 @dataclass
@@ -337,4 +342,5 @@ def _report(run: _Run, trained, run_id, zero_shot, init_scores, parts) -> Stream
         seconds=0.0,
         versions=run.versions,
         avalanche={k: float(v) for k, v in metrics.items() if isinstance(v, int | float)},
+        initial=list(init_scores),
     )

@@ -180,3 +180,29 @@ def test_lfpt5_suite_end_to_end_on_a_tiny_backbone(data_root, tiny_model_dir, tm
     assert record["table"]["naive"]["acc_live"]["n"] == 2
     table = (out / "lfpt5_stream.md").read_text()
     assert "| dpf-equal |" in table and f"shared by {record['jobs']} process(es)" in table
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_crossfit_transfer_suite_end_to_end_on_a_tiny_encoder(data_root, tiny_model_dir, tmp_path):
+    out = tmp_path / "results"
+    command = [
+        sys.executable, str(LEARNING / "crossfit_transfer.py"),
+        "--backbone", str(tiny_model_dir("encoder")), "--data-root", str(data_root),
+        "--out-dir", str(out), "--sources", "glue-sst2", "trec", "--targets", "glue-mrpc",
+        "--data-seeds", "100", "--steps", "1", "--test-per-class", "2", "--max-length", "16",
+        "--threads", "1",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    record = json.loads((out / "crossfit_transfer.json").read_text())
+    (run,) = record["runs"]
+    assert run["source_stream"]["tasks"] == ["glue-sst2", "trec"]
+    (target,) = run["targets"]
+    assert target["target"] == "glue-mrpc"
+    for score in (target["pool"]["initial"], target["pool"]["test"], target["scratch"]["test"]):
+        assert 0.0 <= score <= 1.0
+    assert record["summary"]["transfer_gain"]["n"] == 1
+    table = (out / "crossfit_transfer.md").read_text()
+    assert "| glue-mrpc |" in table and "pool, before training" in table

@@ -65,6 +65,16 @@ def test_checkpoint_writes_one_consistent_version_per_task(stream_registry, tiny
     assert report.summary_live["acc"] is not None
 
 
+def test_report_keeps_each_tasks_score_at_initialisation(stream_registry, tiny_backbone):
+    registry = Registry.open(stream_registry())
+    config = TrainConfig(**{**FAST, "max_steps": 2})
+    report = train_stream(registry, config, backbone=tiny_backbone)
+    assert len(report.initial) == 3
+    assert all(0.0 <= score <= 1.0 for score in report.initial)
+    # FWT's cells R[j-1][j] are those scores; the first task's has no row before it.
+    assert [report.live[j - 1][j] for j in (1, 2)] == report.initial[1:]
+
+
 def test_training_learns_above_chance(stream_registry, tiny_backbone):
     registry = Registry.open(stream_registry())
     config = TrainConfig(**{**FAST, "max_steps": 40, "lr": 0.1})
