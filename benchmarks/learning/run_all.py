@@ -1,7 +1,9 @@
 """Regenerate every learning benchmark, one suite after the other, and collect their tables.
 
 Runs ``calibration.py`` first (it chooses the learning rates the other suites read), then
-suites 1-4: ``lfpt5_stream.py``, ``crossfit_transfer.py``, ``sensitivity.py`` and ``table1.py``.
+suites 1-4: ``lfpt5_stream.py``, ``crossfit_transfer.py``, ``sensitivity.py`` and ``table1.py``,
+and last ``backbone_cost.py`` (seconds per step and per scored example of MiniLM and, when
+installed, SmolLM2; the same in both modes).
 Each suite is its own process (one backbone load each) and writes its JSON, Markdown and plots
 under ``benchmarks/results/learning/``; this script then writes ``RESULTS.md`` (every table, in
 order) and ``run_all.json`` (each suite's wall time and exit status).
@@ -34,7 +36,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parents[1] / "benchmarks" / "results" / "learning"
 README = HERE.parents[1] / "README.md"
-SUITES = ("calibration", "lfpt5_stream", "crossfit_transfer", "sensitivity", "table1")
+SUITES = (
+    "calibration",
+    "lfpt5_stream",
+    "crossfit_transfer",
+    "sensitivity",
+    "table1",
+    "backbone_cost",
+)
 
 
 def main() -> None:

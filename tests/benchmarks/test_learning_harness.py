@@ -206,3 +206,32 @@ def test_crossfit_transfer_suite_end_to_end_on_a_tiny_encoder(data_root, tiny_mo
     assert record["summary"]["transfer_gain"]["n"] == 1
     table = (out / "crossfit_transfer.md").read_text()
     assert "| glue-mrpc |" in table and "pool, before training" in table
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_backbone_cost_times_each_backbone_and_reports_a_missing_one(
+    data_root, tiny_model_dir, tmp_path
+):
+    out, missing = tmp_path / "results", tmp_path / "no-such-model"
+    encoder, decoder = str(tiny_model_dir("encoder")), str(tiny_model_dir("decoder"))
+    command = [
+        sys.executable, str(LEARNING / "backbone_cost.py"), "--backbones", encoder, decoder,
+        str(missing), "--data-root", str(data_root), "--out-dir", str(out), "--tasks",
+        "ag_news", "--steps", "1", "--test-per-class", "1", "--max-length", "16",
+        "--threads", "1",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    record = json.loads((out / "backbone_cost.json").read_text())
+    first, second, third = record["backbones"]
+    assert (first["kind"], second["kind"]) == ("encoder", "decoder")
+    for result in (first, second):
+        (row,) = result["tasks"]
+        assert row["task"] == "ag_news" and row["options"] == 4 and row["scored"] == 4
+        assert row["seconds_per_step"] > 0 and len(row["losses"]) == 1
+        assert result["lfpt5_full_hours"] > 0
+    assert third["backbone"] == str(missing) and "error" in third
+    table = (out / "backbone_cost.md").read_text()
+    assert "ag_news (4)" in table and "not run:" in table
