@@ -65,7 +65,11 @@ def main() -> None:
         started = time.perf_counter()
         extra = ["--jobs", str(args.jobs)] if suite == "lfpt5_stream" else []
         status = subprocess.call([sys.executable, str(HERE / f"{suite}.py"), *passed, *extra])
-        timings[suite] = {"seconds": round(time.perf_counter() - started, 1), "status": status}
+        timings[suite] = {
+            "seconds": round(time.perf_counter() - started, 1),
+            "status": status,
+            "mode": "quick" if "--quick" in passed else "full",
+        }
         print(
             f"== {suite}: exit {status} after {timings[suite]['seconds'] / 60:.1f} min", flush=True
         )
@@ -81,11 +85,26 @@ def main() -> None:
 def write_record(path: Path, arguments: list[str], jobs: int, timings: dict) -> dict:
     """Write ``run_all.json``: each suite's wall time and exit status.
 
-    With ``--only``, the suites that were not run keep the timings recorded by the run that
-    wrote their files, so the record always covers every suite whose tables are shown.
+    With ``--only``, a suite that was not run keeps the wall time and mode its own JSON file
+    (beside ``path``) records, so the record matches the tables shown; a suite without a
+    file keeps the timing of the earlier record, if any.
     """
     earlier = json.loads(path.read_text()) if path.is_file() else {}
-    kept = {name: t for name, t in earlier.get("suites", {}).items() if name not in timings}
+    kept = {}
+    for name in SUITES:
+        if name in timings:
+            continue
+        own = path.parent / f"{name}.json"
+        if own.is_file():
+            result = json.loads(own.read_text())
+            kept[name] = {
+                "seconds": result.get("wall_seconds"),
+                "status": 0,
+                "mode": result.get("mode"),
+                "from": own.name,
+            }
+        elif name in earlier.get("suites", {}):
+            kept[name] = earlier["suites"][name]
     record = {
         "arguments": arguments,
         "jobs": jobs,

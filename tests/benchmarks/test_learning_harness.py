@@ -114,10 +114,13 @@ def test_a_partial_rerun_keeps_the_other_suites_timings(tmp_path):
     path = tmp_path / "run_all.json"
     first = {"calibration": {"seconds": 5.0, "status": 0}, "table1": {"seconds": 9.0, "status": 0}}
     run_all.write_record(path, ["--quick"], 1, first)
+    # sensitivity's own results file says how long it took; it outranks the earlier record
+    (tmp_path / "sensitivity.json").write_text(json.dumps({"wall_seconds": 70.5, "mode": "full"}))
     record = run_all.write_record(path, [], 2, {"table1": {"seconds": 3.0, "status": 1}})
     assert record == json.loads(path.read_text())
     assert record["suites"] == {
         "calibration": {"seconds": 5.0, "status": 0},
+        "sensitivity": {"seconds": 70.5, "status": 0, "mode": "full", "from": "sensitivity.json"},
         "table1": {"seconds": 3.0, "status": 1},
     }
     assert record["jobs"] == 2 and record["arguments"] == []
