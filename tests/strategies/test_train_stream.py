@@ -57,7 +57,9 @@ def test_checkpoint_writes_one_consistent_version_per_task(stream_registry, tiny
     versions = registry.versions()
     assert [v.number for v in versions] == report.versions
     assert [sorted(v.tasks) for v in versions] == [
-        ["sentiment"], ["sentiment", "topic"], ["sentiment", "topic", "truth"]
+        ["sentiment"],
+        ["sentiment", "topic"],
+        ["sentiment", "topic", "truth"],
     ]
     assert [v.parent for v in versions] == [None, versions[0].number, versions[1].number]
     assert registry.check_integrity() == []
