@@ -57,11 +57,11 @@ QUICK_METHODS = (
 METRICS = ("acc", "bwt", "fwt", "forgetting")
 JOINT = ("joint", "peft-mpt")
 
-# The full preset is the protocol (3 orders x 3 samples, every method) at a budget that
-# fits a 2-core machine in under an hour with ``--jobs 2`` (about 0.25 s per training step of
-# batch 16 on an otherwise idle machine): 24 steps per task, 8 test and 4 dev examples per class.
-# Raise ``--steps`` and the caps when there is time (80 steps and whole splits are the
-# calibration's budget; many hours here).
+# The full preset is the protocol (3 orders x 3 samples, every method) at a budget a
+# 2-core machine finishes in about two hours with ``--jobs 2`` (measured: 119.8 min, about 2 min
+# per run of four tasks in each of two one-thread processes): 24 steps per task, 8 test and 4 dev
+# examples per class. Raise ``--steps`` and the caps when there is time (80 steps and whole
+# splits are the calibration's budget; many hours here).
 FULL = {
     "orders": [1, 2, 3],
     "samples": list(harness.LFPT5_SAMPLES),
