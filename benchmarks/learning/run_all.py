@@ -65,11 +65,7 @@ def main() -> None:
         started = time.perf_counter()
         extra = ["--jobs", str(args.jobs)] if suite == "lfpt5_stream" else []
         status = subprocess.call([sys.executable, str(HERE / f"{suite}.py"), *passed, *extra])
-        timings[suite] = {
-            "seconds": round(time.perf_counter() - started, 1),
-            "status": status,
-            "mode": "quick" if "--quick" in passed else "full",
-        }
+        timings[suite] = {"seconds": round(time.perf_counter() - started, 1), "status": status}
         print(
             f"== {suite}: exit {status} after {timings[suite]['seconds'] / 60:.1f} min", flush=True
         )
