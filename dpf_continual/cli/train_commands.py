@@ -80,6 +80,9 @@ def run_stream(registry_url: str, config, *, resume: bool) -> int:
                 "to carry on"
             )
             return 130
+    if report is None:  # another train-stream trained them in the meantime
+        console.print("nothing to train: every registered task is trained")
+        return 0
     console.print(format_matrix(report.tasks, report.live, title="accuracy matrix (live)"))
     console.print(format_matrix(report.tasks, report.served, title="accuracy matrix (served)"))
     console.print(format_summary(report.summary_live))

@@ -195,6 +195,11 @@ def train_stream(
     run = _Run(registry, config, backbone, observer)
     run.context = context
     tasks, first, module = _load_consistent(run)
+    if first == len(tasks):
+        # Another train-stream trained every pending task between the check above and now.
+        logger.info("nothing left to train: another train-stream trained the pending tasks")
+        distributed.teardown()
+        return None
     run_id = registry.start_run(
         strategy=config.strategy.value,
         config={

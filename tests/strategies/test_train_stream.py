@@ -41,6 +41,22 @@ def test_nothing_pending_says_so(stream_registry):
     assert "nothing to train: every registered task is trained" in result.output
 
 
+def test_tasks_trained_by_another_trainer_meanwhile_end_the_run_cleanly(
+    stream_registry, tiny_backbone, monkeypatch
+):
+    url = stream_registry()
+    train_stream(Registry.open(url), TrainConfig(**FAST), backbone=tiny_backbone)
+    runs = len(Registry.open(url).runs())
+    # As if another train-stream trained everything between the pending check and the load.
+    monkeypatch.setattr(Registry, "pending", lambda self: ["truth"])
+
+    assert train_stream(Registry.open(url), TrainConfig(**FAST), backbone=tiny_backbone) is None
+    result = CliRunner().invoke(main, ["train-stream", "--registry", url, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "nothing to train: every registered task is trained" in result.output
+    assert len(Registry.open(url).runs()) == runs  # no empty run was recorded
+
+
 def test_bad_option_is_one_clear_line(stream_registry):
     result = CliRunner().invoke(
         main, ["train-stream", "--registry", stream_registry(), "--batch-size", "0"]
