@@ -30,6 +30,15 @@ SAMPLE = "0_42"
 SMOLLM2 = "smollm2"
 LFPT5_FULL_RUNS = 99  # 3 orders x 3 samples x 11 methods
 LFPT5_FULL_STEPS = 24
+COLUMNS = [
+    "backbone",
+    "task (options)",
+    "zero-shot",
+    "ms / scored example",
+    "s / step",
+    "peak GiB",
+    "",
+]
 
 
 def measure(backbone, tasks: list, steps: int, lr: float) -> list[dict]:
@@ -55,6 +64,7 @@ def measure(backbone, tasks: list, steps: int, lr: float) -> list[dict]:
                 "scored": len(test),
                 "seconds_per_example": scoring,
                 "seconds_per_step": step,
+                "peak_rss_gib": _peak_rss_gib(),
                 "losses": losses,
             }
         )
@@ -65,12 +75,21 @@ def measure(backbone, tasks: list, steps: int, lr: float) -> list[dict]:
     return rows
 
 
+def _peak_rss_gib() -> float:
+    """The process's peak resident memory so far (it only grows), GiB."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**30 if sys.platform == "darwin" else 2**20), 2)
+
+
 def markdown(payload: dict) -> str:
     rows = []
     for result in payload["backbones"]:
         if "error" in result:
             reason = f"not run: {result['error'][:160]}"
-            rows.append([result["backbone"], "–", "–", "–", "–", reason])
+            rows.append([result["backbone"], "–", "–", "–", "–", "–", reason])
             continue
         for row in result["tasks"]:
             rows.append(
@@ -80,12 +99,14 @@ def markdown(payload: dict) -> str:
                     f"{100 * row['zero_shot']:.1f}",
                     f"{1000 * row['seconds_per_example']:.0f}",
                     f"{row['seconds_per_step']:.2f}",
+                    f"{row['peak_rss_gib']:.1f}" if "peak_rss_gib" in row else "–",
                     "",
                 ]
             )
         rows.append(
             [
                 f"**{result['backbone']}**",
+                "",
                 "",
                 "",
                 "",
@@ -99,12 +120,12 @@ def markdown(payload: dict) -> str:
         f"LFPT5 sample {SAMPLE}: {plan['test_per_class']} test examples per class scored by the "
         f"bare backbone, then {plan['steps']} steps of batch 16 training a "
         f"{harness.PROMPT_LENGTH}-token prompt (lr {plan['lr']:g}); inputs truncated to "
-        f"{payload['max_length']} tokens. The projection multiplies the mean seconds per step by "
+        f"{payload['max_length']} tokens; a generative backbone runs at most "
+        f"{payload.get('sequences_per_pass', 'all')} (example, option) sequences per forward pass. "
+        "Peak memory is the process's resident peak so far (backbones run one after the other). "
+        "The projection multiplies the mean seconds per step by "
         f"{LFPT5_FULL_STEPS} steps x 4 tasks x {LFPT5_FULL_RUNS} runs (scoring not included).\n\n"
-        + harness.markdown_table(
-            ["backbone", "task (options)", "zero-shot", "ms / scored example", "s / step", ""],
-            rows,
-        )
+        + harness.markdown_table(COLUMNS, rows)
     )
 
 
@@ -145,7 +166,12 @@ def main() -> None:
             if name == args.backbone:
                 backbone, load_seconds = session.backbone, None  # loaded by harness.start
             else:
-                backbone = load_backbone(name, device=args.device, max_length=args.max_length)
+                backbone = load_backbone(
+                    name,
+                    device=args.device,
+                    max_length=args.max_length,
+                    sequences_per_pass=args.sequences_per_pass,
+                )
                 load_seconds = round(time.perf_counter() - started, 1)
         except Exception as error:  # a backbone that is not installed is reported, not fatal
             results.append({"backbone": name, "error": f"{type(error).__name__}: {error}"})
@@ -171,6 +197,7 @@ def main() -> None:
             "lr": lr,
         },
         "max_length": args.max_length,
+        "sequences_per_pass": args.sequences_per_pass,
         "backbones": results,
     }
     harness.write_results(session, "backbone_cost", payload, markdown(payload))

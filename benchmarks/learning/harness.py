@@ -73,6 +73,12 @@ def parser(description: str) -> argparse.ArgumentParser:
     result.add_argument(
         "--max-length", type=int, default=None, help="longest input in tokens (default 128)"
     )
+    result.add_argument(
+        "--sequences-per-pass",
+        type=int,
+        default=64,
+        help="generative backbones: most (example, option) sequences per forward pass",
+    )
     result.add_argument("--data-root", type=Path, default=None, help="the shared data folder")
     result.add_argument("--out-dir", type=Path, default=RESULTS, help="where results go")
     return result
@@ -102,7 +108,12 @@ def start(args: argparse.Namespace) -> Session:
         torch.set_num_threads(args.threads)
     args.max_length = args.max_length or 128
     started = time.perf_counter()
-    backbone = load_backbone(args.backbone, device=args.device, max_length=args.max_length)
+    backbone = load_backbone(
+        args.backbone,
+        device=args.device,
+        max_length=args.max_length,
+        sequences_per_pass=args.sequences_per_pass,
+    )
     root = args.data_root or Path(os.environ.get("DPF_DATA_ROOT", DEFAULT_DATA_ROOT))
     cache_zero_shot()
     cache_task_embeddings()

@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
+from dpf_continual.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 IGNORE = -100
@@ -68,6 +70,11 @@ class Backbone(ABC):
         name: The name or path it was loaded from (recorded in the registry).
         device: Where to run; ``auto`` picks CUDA when present.
         max_length: Longest input in tokens (longer inputs are truncated).
+        sequences_per_pass: Generative backbones score a batch as one sequence per (row,
+            option) pair: a batch of 16 rows with 14 options each is 224 sequences. At most this
+            many go through the model at once; while training, each piece is run again in the
+            backward pass (activation checkpointing), so memory stays that of one piece. Encoders
+            score options without extra sequences and ignore it.
     """
 
     kind: str = ""
@@ -80,13 +87,19 @@ class Backbone(ABC):
         name: str,
         device: str | torch.device = "auto",
         max_length: int = 128,
+        sequences_per_pass: int = 64,
     ) -> None:
+        if int(sequences_per_pass) != sequences_per_pass or sequences_per_pass < 1:
+            raise ConfigError(
+                f"sequences_per_pass must be a positive integer, got {sequences_per_pass!r}"
+            )
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.model.requires_grad_(False)
         self.tokenizer = tokenizer
         self.name = name
         self.max_length = max_length
+        self.sequences_per_pass = int(sequences_per_pass)
         self.input_embeddings = self.model.get_input_embeddings()
 
     @property

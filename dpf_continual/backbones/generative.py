@@ -43,6 +43,29 @@ def _pad(rows: list[list[int]], value: int) -> tuple[Tensor, Tensor]:
     return ids, mask
 
 
+def _in_pieces(backbone, count: int, score, *tensors: Tensor | None) -> Tensor:
+    """``score(*pieces)`` over slices of at most ``backbone.sequences_per_pass`` pairs, [count].
+
+    ``tensors`` are sliced along their first dimension (``None`` passes through). When the batch
+    is split while gradients are on, each piece is checkpointed: its activations are dropped after
+    the forward pass and computed again in the backward pass, so memory is that of one piece.
+    """
+    size = backbone.sequences_per_pass
+    if count <= size:
+        return score(*tensors)
+    from torch.utils.checkpoint import checkpoint
+
+    again = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    pieces = []
+    for start in range(0, count, size):
+        part = [None if t is None else t[start : start + size] for t in tensors]
+        if again:
+            pieces.append(checkpoint(score, *part, use_reentrant=False))
+        else:
+            pieces.append(score(*part))
+    return torch.cat(pieces)
+
+
 def _scatter_scores(pair_scores: Tensor, layout: Tensor) -> Tensor:
     """Per-pair scores [N] -> [b, O] by ``layout``, ``-inf`` where the layout is ``-1``."""
     padded = torch.cat([pair_scores, pair_scores.new_full((1,), float("-inf"))])
@@ -88,15 +111,20 @@ class DecoderBackbone(Backbone):
         )
 
     def pair_scores(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
-        """Mean log-probability of each pair's target tokens, [N]."""
+        """Mean log-probability of each pair's target tokens, [N] (see ``sequences_per_pass``)."""
         ids, mask, targets = batch["pair_ids"], batch["pair_mask"], batch["target_mask"]
-        embeds = self.embed_tokens(ids)  # [N, s, d]
+        pair_prompts = None if prompt is None else prompt[batch["pair_rows"]]  # [N, L, d]
+        return _in_pieces(self, ids.shape[0], self._scores, pair_prompts, ids, mask, targets)
+
+    def _scores(self, prompt: Tensor | None, ids: Tensor, mask: Tensor, targets: Tensor) -> Tensor:
+        """Scores of pairs whose prompts ``prompt`` [n, L, d] are already one per pair, [n]."""
+        embeds = self.embed_tokens(ids)  # [n, s, d]
         offset = 0
         if prompt is not None:
-            embeds, mask = self.prepend(prompt[batch["pair_rows"]], embeds, mask)  # [N, L + s, d]
+            embeds, mask = self.prepend(prompt, embeds, mask)  # [n, L + s, d]
             offset = prompt.shape[1]
         with self.autocast():
-            states = self.hidden_states(embeds, mask)  # [N, L + s, d]
+            states = self.hidden_states(embeds, mask)  # [n, L + s, d]
 
             # Only target positions go through the (large) LM head.
             pair, position = targets.nonzero(as_tuple=True)  # [M], [M]
@@ -167,15 +195,27 @@ class Seq2SeqBackbone(Backbone):
         return self.hidden_states(embeds, mask), mask
 
     def pair_scores(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
-        """Mean log-probability of each pair's target tokens, [N]."""
+        """Mean log-probability of each pair's target tokens, [N] (see ``sequences_per_pass``).
+
+        The encoder runs once per row; the decoder runs once per pair, in pieces.
+        """
         rows = batch["pair_rows"]
-        target_ids, target_mask = batch["target_ids"], batch["target_mask"]
         with self.autocast():
             encoded, mask = self._encode(prompt, batch)  # [b, L + s, d]
+        return _in_pieces(
+            self, rows.shape[0], self._decode_scores,
+            encoded[rows], mask[rows], batch["target_ids"], batch["target_mask"],
+        )  # fmt: skip
+
+    def _decode_scores(
+        self, encoded: Tensor, mask: Tensor, target_ids: Tensor, target_mask: Tensor
+    ) -> Tensor:
+        """Scores of pairs from their encoder states ``encoded`` [n, L + s, d], [n]."""
+        with self.autocast():
             labels = target_ids.masked_fill(target_mask == 0, IGNORE)
             logits = self.model(
-                encoder_outputs=(encoded[rows],), attention_mask=mask[rows], labels=labels
-            ).logits  # [N, t, V]
+                encoder_outputs=(encoded,), attention_mask=mask, labels=labels
+            ).logits  # [n, t, V]
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         token = log_probs.gather(2, target_ids[..., None]).squeeze(-1) * target_mask
         return token.sum(1) / target_mask.sum(1).clamp(min=1)

@@ -130,6 +130,14 @@ def run_stream(registry_url: str, config, *, resume: bool) -> int:
 )
 @click.option("--serve-tolerance", type=float, default=0.0, show_default=True, help="Points.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1...")
+@click.option(
+    "--sequences-per-pass",
+    type=int,
+    default=64,
+    show_default=True,
+    help="Generative backbones: most (example, option) sequences per forward pass; lower it "
+    "if a task with many options runs out of memory.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 @click.option("--resume", is_flag=True, help="Carry on after an interrupted run.")

@@ -61,6 +61,9 @@ class TrainConfig:
         seed: Seed of every random choice (data order, buffer, initialisation).
         device: ``auto``, ``cpu``, ``cuda``...
         max_length: Longest input in tokens.
+        sequences_per_pass: Most (row, option) sequences a generative backbone runs through the
+            model at once; larger batches are split and recomputed in the backward pass, so
+            memory stays flat (lower it when a task with many options runs out of memory).
     """
 
     strategy: StrategyName = StrategyName.DPF
@@ -84,12 +87,15 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     max_length: int = 128
+    sequences_per_pass: int = 64
 
     def __post_init__(self) -> None:
         self.strategy = _enum(StrategyName, self.strategy, "strategy")
         self.replay_policy = _enum(ReplayPolicy, self.replay_policy, "replay_policy")
         self.old_prompts = _enum(OldPrompts, self.old_prompts, "old_prompts")
-        for name in ("epochs", "batch_size", "eval_batch_size", "prompts_per_task", "max_length"):
+        positive = ("epochs", "batch_size", "eval_batch_size", "prompts_per_task", "max_length",
+                    "sequences_per_pass")  # fmt: skip
+        for name in positive:
             _positive_int(name, getattr(self, name))
         if self.max_steps is not None:
             _positive_int("max_steps", self.max_steps)

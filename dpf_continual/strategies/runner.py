@@ -184,7 +184,10 @@ def train_stream(
         from dpf_continual.backbones import load_backbone
 
         backbone = load_backbone(
-            registry.settings.backbone, device=device, max_length=config.max_length
+            registry.settings.backbone,
+            device=device,
+            max_length=config.max_length,
+            sequences_per_pass=config.sequences_per_pass,
         )
     if backbone.hidden_size != registry.settings.hidden_size:
         raise BackboneMismatchError(

@@ -151,3 +151,47 @@ def test_linear_heads_start_equal_to_cosine_scoring_and_train(tiny_model_dir):
         optimizer.step()
         first = first if first is not None else loss.item()
     assert loss.item() < first
+
+
+MANY = [
+    Item(0, "the movie was great", "good", ("good", "bad", "fine", "odd", "dull")),
+    Item(1, "stocks fell sharply today", "down", ("up", "down", "flat", "mixed")),
+    Item(0, "awful film", "bad", ("good", "bad", "fine", "odd", "dull")),
+]
+
+
+def _scores_and_grad(backbone, module):
+    batch = backbone.collate(MANY)
+    module.zero_grad()
+    scores = backbone.option_scores(module(batch["task_ids"]), batch)
+    F.cross_entropy(scores, batch["labels"]).backward()
+    grad = torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None])
+    return scores.detach(), grad
+
+
+@pytest.mark.parametrize("kind", ["decoder", "encoder-decoder"])
+def test_scoring_in_pieces_keeps_scores_and_gradients(kind, tiny_model_dir):
+    whole = load_backbone(str(tiny_model_dir(kind)), device="cpu")
+    pieces = load_backbone(str(tiny_model_dir(kind)), device="cpu", sequences_per_pass=4)
+    module = fusion_for(whole)
+    seen: list[int] = []  # sequences in each forward pass of the part that runs per pair
+    runner = pieces.model.base_model if kind == "decoder" else pieces.model.get_decoder()
+    key = "inputs_embeds" if kind == "decoder" else "encoder_hidden_states"
+    runner.register_forward_pre_hook(
+        lambda _, args, kwargs: seen.append(kwargs[key].shape[0]), with_kwargs=True
+    )
+
+    expected, expected_grad = _scores_and_grad(whole, module)
+    scores, grad = _scores_and_grad(pieces, module)
+
+    assert torch.allclose(scores, expected, atol=1e-5)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)
+    # 14 (row, option) pairs in pieces of 4, each run again in the backward pass.
+    assert max(seen) == 4 and sum(seen) == 2 * 14, seen
+
+
+def test_sequences_per_pass_must_be_positive(tiny_model_dir):
+    from dpf_continual.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sequences_per_pass must be a positive integer, got 0"):
+        load_backbone(str(tiny_model_dir("decoder")), device="cpu", sequences_per_pass=0)

@@ -234,7 +234,9 @@ def test_backbone_cost_times_each_backbone_and_reports_a_missing_one(
         (row,) = result["tasks"]
         assert row["task"] == "ag_news" and row["options"] == 4 and row["scored"] == 4
         assert row["seconds_per_step"] > 0 and len(row["losses"]) == 1
+        assert 0 < row["peak_rss_gib"] < 64
         assert result["lfpt5_full_hours"] > 0
+    assert record["sequences_per_pass"] == 64
     assert third["backbone"] == str(missing) and "error" in third
     table = (out / "backbone_cost.md").read_text()
     assert "ag_news (4)" in table and "not run:" in table

@@ -63,6 +63,11 @@ def test_bad_option_is_one_clear_line(stream_registry):
     )
     assert result.exit_code == 1
     assert "Error: batch_size must be a positive integer, got 0" in result.output
+    result = CliRunner().invoke(
+        main, ["train-stream", "--registry", stream_registry("b"), "--sequences-per-pass", "0"]
+    )
+    assert result.exit_code == 1
+    assert "Error: sequences_per_pass must be a positive integer, got 0" in result.output
 
 
 def test_checkpoint_writes_one_consistent_version_per_task(stream_registry, tiny_backbone):
