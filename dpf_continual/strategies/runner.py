@@ -236,16 +236,33 @@ def train_stream(
 
 
 def _load_consistent(run: _Run, attempts: int = 5):
-    """Tasks and the latest module, read again if another trainer committed in between."""
+    """Tasks and the latest module, read again if another trainer committed in between.
+
+    Tasks and the pool are two reads; a version written between them makes them disagree. That
+    is retried while the latest version keeps moving; a disagreement with no version written
+    meanwhile is a real one and raised at once.
+    """
     for attempt in range(attempts):
+        before = _latest_number(run.registry)
         tasks, first = run.load_tasks()
         try:
             return tasks, first, run.load_module(first)
         except ConfigError:
-            if attempt == attempts - 1:
+            after = _latest_number(run.registry)
+            if after == before:
                 raise
+            if attempt == attempts - 1:
+                raise RegistryError(
+                    f"the registry moved on {attempts} times while this train-stream read it "
+                    f"(latest version {after}); another train-stream is using this registry"
+                ) from None
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _latest_number(registry) -> int | None:
+    latest = registry.latest_version()
+    return latest.number if latest is not None else None
 
 
 def _resumed_config(registry, config: TrainConfig) -> TrainConfig:

@@ -155,3 +155,46 @@ def test_nan_loss_stops_the_task_and_writes_nothing_of_it(
     assert [t.status for t in registry.tasks()] == ["trained", "pending", "pending"]
     assert len(registry.versions()) == 1
     assert registry.runs()[-1].status == "failed"
+
+
+class _MovingRegistry:
+    """latest_version() moves on at every call, as under a busy second trainer, or stays put."""
+
+    def __init__(self, moving: bool) -> None:
+        self.number, self.moving = 0, moving
+
+    def latest_version(self):
+        from types import SimpleNamespace
+
+        self.number += self.moving
+        return SimpleNamespace(number=self.number)
+
+
+class _DisagreeingRun:
+    def __init__(self, registry) -> None:
+        self.registry, self.loads = registry, 0
+
+    def load_tasks(self):
+        self.loads += 1
+        return [], 0
+
+    def load_module(self, first):
+        from dpf_continual.errors import ConfigError
+
+        raise ConfigError("the latest version holds 3 tasks but 2 tasks come before ...")
+
+
+def test_reads_that_disagree_are_retried_only_while_the_registry_moves(monkeypatch):
+    from dpf_continual.errors import ConfigError, RegistryError
+    from dpf_continual.strategies import runner
+
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    busy = _DisagreeingRun(_MovingRegistry(moving=True))
+    with pytest.raises(RegistryError, match="another train-stream is using this registry"):
+        runner._load_consistent(busy, attempts=3)
+    assert busy.loads == 3
+
+    still = _DisagreeingRun(_MovingRegistry(moving=False))
+    with pytest.raises(ConfigError, match="the latest version holds 3 tasks"):
+        runner._load_consistent(still, attempts=3)
+    assert still.loads == 1  # a real disagreement is not retried
