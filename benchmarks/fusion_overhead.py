@@ -348,6 +348,10 @@ class Contest:
 def set_up(name: str, device: str) -> Contest:
     """Load the backbone, collate the batch, and build both prompt sources around it."""
     backbone = load_backbone(name, device=device)
+    if isinstance(backbone, DecoderBackbone):
+        # One full sequence per (example, option) pair, the layout PEFT's prompted forward
+        # needs: both sides then do the same work and only the prompts differ.
+        backbone.shared_prefix = False
     batch = backbone.collate(make_items()).to(backbone.device)
     if not isinstance(backbone, DecoderBackbone):
         backbone.option_embeddings()  # embed the option texts once, as training does

@@ -3,11 +3,18 @@
 Both score an option by its length-normalised log-likelihood given the prompted input (rank
 classification): the mean log-probability of the option's tokens. A generation row is a single
 (row, gold output) pair, so the same forward pass gives its training loss.
+
+A decoder reads ``[prompt][input]`` once per row and keeps its attention keys and values; each
+option then runs only its own tokens on top of that cache (``shared_prefix``). The older layout,
+one full ``[prompt][input][option]`` sequence per (row, option) pair, gives the same scores and
+stays available (``shared_prefix=False``) for comparisons with tools that need it.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from torch import Tensor
@@ -66,6 +73,16 @@ def _in_pieces(backbone, count: int, score, *tensors: Tensor | None) -> Tensor:
     return torch.cat(pieces)
 
 
+def _cache_argument(model) -> str:
+    """The name ``model.forward`` takes its key/value cache under (``cache`` from 5.25 on)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _output_cache(output):
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
 def _scatter_scores(pair_scores: Tensor, layout: Tensor) -> Tensor:
     """Per-pair scores [N] -> [b, O] by ``layout``, ``-inf`` where the layout is ``-1``."""
     padded = torch.cat([pair_scores, pair_scores.new_full((1,), float("-inf"))])
@@ -73,9 +90,22 @@ def _scatter_scores(pair_scores: Tensor, layout: Tensor) -> Tensor:
 
 
 class DecoderBackbone(Backbone):
-    """A frozen causal LM: ``[prompt][input tokens][target tokens]``, scored on the targets."""
+    """A frozen causal LM: ``[prompt][input tokens][target tokens]``, scored on the targets.
+
+    Args:
+        shared_prefix: Run each row's prompted input once and every option on top of its cached
+            keys and values (the default: the input is read once, not once per option). With
+            ``False`` every (row, option) pair is one full sequence. Models whose cache is not a
+            plain per-layer key/value store (sliding-window or linear-attention layers) always
+            use full sequences.
+        **kwargs: See :class:`~dpf_continual.backbones.base.Backbone`.
+    """
 
     kind = "decoder"
+
+    def __init__(self, *, shared_prefix: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.shared_prefix = shared_prefix
 
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
@@ -91,16 +121,26 @@ class DecoderBackbone(Backbone):
         tok = self.tokenizer
         inputs = tok([item.input for item in items], add_special_tokens=True)["input_ids"]
         targets = tok([" " + text for _, text in pairs], add_special_tokens=False)["input_ids"]
+        # Every option of a row reads the same input: cut it to leave room for the longest one.
+        longest = [0] * len(items)
+        for (row, _), target in zip(pairs, targets, strict=True):
+            longest[row] = max(longest[row], len(target))
+        sources = [ids[-max(1, self.max_length - longest[row]) :] for row, ids in enumerate(inputs)]
         rows, target_masks = [], []
         for (row, _), target in zip(pairs, targets, strict=True):
-            source = inputs[row][-max(1, self.max_length - len(target)) :]
-            rows.append(source + target)
-            target_masks.append([0] * len(source) + [1] * len(target))
+            rows.append(sources[row] + target)
+            target_masks.append([0] * len(sources[row]) + [1] * len(target))
         ids, mask = _pad(rows, self._pad_id())
         target_mask, _ = _pad(target_masks, 0)
+        input_ids, input_mask = _pad(sources, self._pad_id())
+        option_ids, option_mask = _pad(targets, self._pad_id())
         return BatchEncoding(
             {
-                "pair_ids": ids,
+                "input_ids": input_ids,  # [b, s]: each row's input once (right-padded)
+                "attention_mask": input_mask,
+                "option_ids": option_ids,  # [N, t]: each pair's target tokens alone
+                "option_mask": option_mask,
+                "pair_ids": ids,  # [N, s + t]: the full sequence of each pair
                 "pair_mask": mask,
                 "target_mask": target_mask,
                 "pair_rows": torch.tensor([row for row, _ in pairs], dtype=torch.long),
@@ -112,9 +152,102 @@ class DecoderBackbone(Backbone):
 
     def pair_scores(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
         """Mean log-probability of each pair's target tokens, [N] (see ``sequences_per_pass``)."""
+        if self.shared_prefix and self._plain_cache():
+            return self._shared_prefix_scores(prompt, batch)
         ids, mask, targets = batch["pair_ids"], batch["pair_mask"], batch["target_mask"]
         pair_prompts = None if prompt is None else prompt[batch["pair_rows"]]  # [N, L, d]
         return _in_pieces(self, ids.shape[0], self._scores, pair_prompts, ids, mask, targets)
+
+    def _plain_cache(self) -> bool:
+        """Whether the model's cache is one growing key/value pair per layer (checked once)."""
+        if not hasattr(self, "_cache_is_plain"):
+            from transformers import DynamicCache
+            from transformers.cache_utils import DynamicLayer
+
+            try:
+                layers = DynamicCache(config=self.model.config).layers
+                self._cache_is_plain = bool(layers) and all(
+                    type(layer) is DynamicLayer for layer in layers
+                )
+            except Exception:  # a model family whose cache cannot be built from its config
+                self._cache_is_plain = False
+        return self._cache_is_plain
+
+    def _shared_prefix_scores(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
+        """Pair scores, each row's prompted input run once; pieces of whole rows, [N]."""
+        rows = batch["pair_rows"]
+        per_row = torch.bincount(rows, minlength=batch["input_ids"].shape[0]).tolist()
+        bounds, pairs = [0], 0  # row boundaries: at most sequences_per_pass pairs per piece
+        for row, count in enumerate(per_row):
+            if pairs and pairs + count > self.sequences_per_pass:
+                bounds.append(row)
+                pairs = 0
+            pairs += count
+        bounds.append(len(per_row))
+        firsts = [0]  # first pair of each piece
+        for start, end in pairwise(bounds):
+            firsts.append(firsts[-1] + sum(per_row[start:end]))
+        grad = torch.is_grad_enabled() and prompt is not None and prompt.requires_grad
+        pieces = []
+        for index, (start, end) in enumerate(pairwise(bounds)):
+            part = slice(firsts[index], firsts[index + 1])
+            args = (
+                None if prompt is None else prompt[start:end],
+                batch["input_ids"][start:end],
+                batch["attention_mask"][start:end],
+                batch["option_ids"][part],
+                batch["option_mask"][part],
+                rows[part] - start,
+            )
+            if grad and len(bounds) > 2:  # split: recompute each piece in the backward pass
+                from torch.utils.checkpoint import checkpoint
+
+                pieces.append(checkpoint(self._prefix_scores, *args, use_reentrant=False))
+            else:
+                pieces.append(self._prefix_scores(*args))
+        return torch.cat(pieces)
+
+    def _prefix_scores(
+        self,
+        prompt: Tensor | None,
+        input_ids: Tensor,
+        input_mask: Tensor,
+        option_ids: Tensor,
+        option_mask: Tensor,
+        pair_rows: Tensor,
+    ) -> Tensor:
+        """Scores of pairs on rows ``input_ids`` [k, s]; ``pair_rows`` [n] indexes those rows."""
+        embeds, mask = self.embed_tokens(input_ids), input_mask  # [k, s, d]
+        if prompt is not None:
+            embeds, mask = self.prepend(prompt, embeds, mask)  # [k, L + s, d]
+        lengths = mask.sum(1)  # real positions: the prompt, then the input (right-padded)
+        base = self.model.base_model
+        with self.autocast():
+            positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+            prefix = base(
+                inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True
+            )
+            cache = _output_cache(prefix)
+            cache.batch_select_indices(pair_rows)  # one copy of each row's cache per option
+            option_positions = lengths[pair_rows, None] + torch.arange(
+                option_ids.shape[1], device=mask.device
+            )  # [n, t]
+            states = base(
+                input_ids=option_ids,
+                attention_mask=torch.cat([mask[pair_rows], option_mask], dim=1),
+                position_ids=option_positions,
+                use_cache=True,
+                **{_cache_argument(base): cache},
+            ).last_hidden_state  # [n, t, d]
+            last = prefix.last_hidden_state[torch.arange(len(lengths)), lengths - 1]  # [k, d]
+            # Option token j is predicted by the state before it: the input's last for j = 0.
+            before = torch.cat([last[pair_rows, None], states[:, :-1]], dim=1)  # [n, t, d]
+            pair, position = option_mask.nonzero(as_tuple=True)  # [M], [M]
+            logits = self.model.get_output_embeddings()(before[pair, position])  # [M, V]
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        token = log_probs.gather(1, option_ids[pair, position][:, None]).squeeze(1)  # [M]
+        total = torch.zeros(option_ids.shape[0], device=option_ids.device).index_add(0, pair, token)
+        return total / option_mask.sum(1).clamp(min=1)
 
     def _scores(self, prompt: Tensor | None, ids: Tensor, mask: Tensor, targets: Tensor) -> Tensor:
         """Scores of pairs whose prompts ``prompt`` [n, L, d] are already one per pair, [n]."""

@@ -161,7 +161,11 @@ MANY = [
 
 
 def _scores_and_grad(backbone, module):
-    batch = backbone.collate(MANY)
+    return _scores_and_grad_of(backbone, module, MANY)
+
+
+def _scores_and_grad_of(backbone, module, items):
+    batch = backbone.collate(items)
     module.zero_grad()
     scores = backbone.option_scores(module(batch["task_ids"]), batch)
     F.cross_entropy(scores, batch["labels"]).backward()
@@ -169,25 +173,79 @@ def _scores_and_grad(backbone, module):
     return scores.detach(), grad
 
 
-@pytest.mark.parametrize("kind", ["decoder", "encoder-decoder"])
-def test_scoring_in_pieces_keeps_scores_and_gradients(kind, tiny_model_dir):
-    whole = load_backbone(str(tiny_model_dir(kind)), device="cpu")
-    pieces = load_backbone(str(tiny_model_dir(kind)), device="cpu", sequences_per_pass=4)
+def _count_sequences(backbone) -> list[int]:
+    """Sequences in each forward pass of the part of the model that runs per pair."""
+    seen: list[int] = []
+    model = backbone.model
+    runner = model.get_decoder() if model.config.is_encoder_decoder else model.base_model
+
+    def record(_, args, kwargs):
+        tensor = next(
+            kwargs[k] for k in ("inputs_embeds", "input_ids") if kwargs.get(k) is not None
+        )
+        seen.append(tensor.shape[0])
+
+    runner.register_forward_pre_hook(record, with_kwargs=True)
+    return seen
+
+
+# (kind, shared_prefix, sequences in each pass for MANY's 5 + 4 + 5 pairs in pieces of 4)
+PIECES = [
+    ("decoder", False, [4, 4, 4, 2]),  # full sequences, 4 at a time
+    ("decoder", True, [1, 5, 1, 4, 1, 5]),  # whole rows: each input once, then its options
+    ("encoder-decoder", None, [4, 4, 4, 2]),  # the decoder runs per pair
+]
+
+
+@pytest.mark.parametrize(("kind", "shared", "passes"), PIECES)
+def test_scoring_in_pieces_keeps_scores_and_gradients(kind, shared, passes, tiny_model_dir):
+    options = {} if shared is None else {"shared_prefix": shared}
+    whole = load_backbone(str(tiny_model_dir(kind)), device="cpu", **options)
+    pieces = load_backbone(str(tiny_model_dir(kind)), device="cpu", sequences_per_pass=4, **options)
     module = fusion_for(whole)
-    seen: list[int] = []  # sequences in each forward pass of the part that runs per pair
-    runner = pieces.model.base_model if kind == "decoder" else pieces.model.get_decoder()
-    key = "inputs_embeds" if kind == "decoder" else "encoder_hidden_states"
-    runner.register_forward_pre_hook(
-        lambda _, args, kwargs: seen.append(kwargs[key].shape[0]), with_kwargs=True
-    )
+    seen = _count_sequences(pieces)
 
     expected, expected_grad = _scores_and_grad(whole, module)
     scores, grad = _scores_and_grad(pieces, module)
 
     assert torch.allclose(scores, expected, atol=1e-5)
     assert torch.allclose(grad, expected_grad, atol=1e-6)
-    # 14 (row, option) pairs in pieces of 4, each run again in the backward pass.
-    assert max(seen) == 4 and sum(seen) == 2 * 14, seen
+    # Each piece runs again in the backward pass (in reverse order).
+    assert seen[: len(passes)] == passes and sorted(seen) == sorted(passes * 2), seen
+
+
+def test_decoder_reads_each_input_once_with_the_same_scores(tiny_model_dir):
+    from dpf_continual.backbones import from_model
+
+    shared = load_backbone(str(tiny_model_dir("decoder")), device="cpu", max_length=12)
+    # Sharpen the random model's attention so that positions and masks change its outputs.
+    with torch.no_grad():
+        for layer in shared.model.base_model.layers:
+            layer.self_attn.q_proj.weight.mul_(8)
+            layer.self_attn.k_proj.weight.mul_(8)
+    full = from_model(shared.model, shared.tokenizer, name=shared.name, device="cpu",
+                      max_length=12, shared_prefix=False)  # fmt: skip
+    # Options of several tokens run through the cached pass; the long input is cut to fit.
+    worded = Item(0, "the food was good", "very good", ("very good", "not very good", "awful"))
+    long = Item(1, "the bank stock " * 20, "not true", ("true", "not true", "false", "no"))
+    items = [*MANY, worded, long]
+    module = fusion_for(shared)
+    seen = _count_sequences(shared)
+
+    for backbone in (shared, full):
+        batch = backbone.collate(items)
+        bare = backbone.option_scores(None, batch)
+        assert torch.isfinite(bare[batch["layout"] >= 0]).all()
+    expected, expected_grad = _scores_and_grad_of(full, module, items)
+    scores, grad = _scores_and_grad_of(shared, module, items)
+
+    torch.testing.assert_close(scores, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(
+        shared.option_scores(None, shared.collate(items)),
+        full.option_scores(None, full.collate(items)),
+    )
+    assert seen[:2] == [5, 21]  # 5 inputs once, then the 21 options on their caches
 
 
 def test_sequences_per_pass_must_be_positive(tiny_model_dir):
