@@ -75,6 +75,13 @@ def measure(backbone, tasks: list, steps: int, lr: float) -> list[dict]:
     return rows
 
 
+def _layout(backbone) -> str:
+    """How the backbone reads the options: embedded once (encoder) or per pair (decoder)."""
+    if not hasattr(backbone, "shared_prefix"):
+        return "options embedded once" if backbone.kind == "encoder" else "one sequence per pair"
+    return "input once, options on its cache" if backbone.shared_prefix else "one sequence per pair"
+
+
 def _peak_rss_gib() -> float:
     """The process's peak resident memory so far (it only grows), GiB."""
     import resource
@@ -94,7 +101,7 @@ def markdown(payload: dict) -> str:
         for row in result["tasks"]:
             rows.append(
                 [
-                    f"{result['backbone']} ({result['kind']})",
+                    f"{result['backbone']} ({result['kind']}; {result.get('layout', '?')})",
                     f"{row['task']} ({row['options']})",
                     f"{100 * row['zero_shot']:.1f}",
                     f"{1000 * row['seconds_per_example']:.0f}",
@@ -145,6 +152,12 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=2, help="optimiser steps per task")
     parser.add_argument("--test-per-class", type=int, default=4, help="scored examples per class")
+    parser.add_argument(
+        "--full-sequences",
+        action="store_true",
+        help="decoders: one full sequence per (example, option) pair instead of reading each "
+        "input once (the layout before the shared input; for comparison)",
+    )
     args = parser.parse_args()
     if args.max_length is None:
         args.max_length = 64
@@ -177,12 +190,15 @@ def main() -> None:
             results.append({"backbone": name, "error": f"{type(error).__name__}: {error}"})
             harness.logger.info("  not loaded: %s", results[-1]["error"])
             continue
+        if hasattr(backbone, "shared_prefix"):
+            backbone.shared_prefix = not args.full_sequences
         rows = measure(backbone, tasks, args.steps, lr)
         mean_step = sum(row["seconds_per_step"] for row in rows) / len(rows)
         results.append(
             {
                 "backbone": name,
                 "kind": backbone.kind,
+                "layout": _layout(backbone),
                 "identity": backbone.identity,
                 "load_seconds": load_seconds,
                 "tasks": rows,

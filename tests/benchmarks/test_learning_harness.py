@@ -230,6 +230,7 @@ def test_backbone_cost_times_each_backbone_and_reports_a_missing_one(
     record = json.loads((out / "backbone_cost.json").read_text())
     first, second, third = record["backbones"]
     assert (first["kind"], second["kind"]) == ("encoder", "decoder")
+    assert second["layout"] == "input once, options on its cache"
     for result in (first, second):
         (row,) = result["tasks"]
         assert row["task"] == "ag_news" and row["options"] == 4 and row["scored"] == 4
