@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from itertools import pairwise
+from itertools import accumulate, pairwise
 
 import torch
 from torch import Tensor
@@ -50,32 +50,54 @@ def _pad(rows: list[list[int]], value: int) -> tuple[Tensor, Tensor]:
     return ids, mask
 
 
-def _in_pieces(backbone, count: int, score, *tensors: Tensor | None) -> Tensor:
-    """``score(*pieces)`` over slices of at most ``backbone.sequences_per_pass`` pairs, [count].
+def _score_pieces(score, parts: list[tuple], grad: bool) -> Tensor:
+    """``score(*part)`` of each part, concatenated.
 
-    ``tensors`` are sliced along their first dimension (``None`` passes through). When the batch
-    is split while gradients are on, each piece is checkpointed: its activations are dropped after
-    the forward pass and computed again in the backward pass, so memory is that of one piece.
+    When the batch was split and gradients are wanted, each piece is checkpointed: its
+    activations are dropped after the forward pass and computed again in the backward pass, so
+    memory is that of one piece.
+    """
+    if len(parts) == 1:
+        return score(*parts[0])
+    if grad:
+        from torch.utils.checkpoint import checkpoint
+
+        return torch.cat([checkpoint(score, *part, use_reentrant=False) for part in parts])
+    return torch.cat([score(*part) for part in parts])
+
+
+def _needs_grad(tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _in_pieces(backbone, count: int, score, *tensors: Tensor | None) -> Tensor:
+    """``score`` over slices of at most ``backbone.sequences_per_pass`` pairs, [count].
+
+    ``tensors`` are sliced along their first dimension (``None`` passes through).
     """
     size = backbone.sequences_per_pass
-    if count <= size:
-        return score(*tensors)
-    from torch.utils.checkpoint import checkpoint
-
-    again = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
-    pieces = []
-    for start in range(0, count, size):
-        part = [None if t is None else t[start : start + size] for t in tensors]
-        if again:
-            pieces.append(checkpoint(score, *part, use_reentrant=False))
-        else:
-            pieces.append(score(*part))
-    return torch.cat(pieces)
+    parts = [
+        tuple(None if t is None else t[start : start + size] for t in tensors)
+        for start in range(0, count, size)
+    ]
+    return _score_pieces(score, parts, _needs_grad(tensors))
 
 
 def _cache_argument(model) -> str:
     """The name ``model.forward`` takes its key/value cache under (``cache`` from 5.25 on)."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _has_plain_cache(config) -> bool:
+    """Whether the model's cache is one growing key/value pair per layer."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    try:
+        layers = DynamicCache(config=config).layers
+    except Exception:  # a model family whose cache cannot be built from its config
+        return False
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
 def _output_cache(output):
@@ -106,6 +128,13 @@ class DecoderBackbone(Backbone):
     def __init__(self, *, shared_prefix: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.shared_prefix = shared_prefix
+        self._plain_cache = _has_plain_cache(self.model.config)
+        self._cache_argument = _cache_argument(self.model.base_model)
+
+    @property
+    def reads_input_once(self) -> bool:
+        """Whether batches use the shared-input layout (``shared_prefix`` and a plain cache)."""
+        return self.shared_prefix and self._plain_cache
 
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
@@ -126,23 +155,27 @@ class DecoderBackbone(Backbone):
         for (row, _), target in zip(pairs, targets, strict=True):
             longest[row] = max(longest[row], len(target))
         sources = [ids[-max(1, self.max_length - longest[row]) :] for row, ids in enumerate(inputs)]
-        rows, target_masks = [], []
-        for (row, _), target in zip(pairs, targets, strict=True):
-            rows.append(sources[row] + target)
-            target_masks.append([0] * len(sources[row]) + [1] * len(target))
-        ids, mask = _pad(rows, self._pad_id())
-        target_mask, _ = _pad(target_masks, 0)
-        input_ids, input_mask = _pad(sources, self._pad_id())
-        option_ids, option_mask = _pad(targets, self._pad_id())
-        return BatchEncoding(
-            {
+        if self.reads_input_once:
+            input_ids, input_mask = _pad(sources, self._pad_id())
+            option_ids, option_mask = _pad(targets, self._pad_id())
+            sequences = {
                 "input_ids": input_ids,  # [b, s]: each row's input once (right-padded)
                 "attention_mask": input_mask,
                 "option_ids": option_ids,  # [N, t]: each pair's target tokens alone
                 "option_mask": option_mask,
-                "pair_ids": ids,  # [N, s + t]: the full sequence of each pair
-                "pair_mask": mask,
-                "target_mask": target_mask,
+            }
+        else:
+            rows, target_masks = [], []
+            for (row, _), target in zip(pairs, targets, strict=True):
+                rows.append(sources[row] + target)
+                target_masks.append([0] * len(sources[row]) + [1] * len(target))
+            ids, mask = _pad(rows, self._pad_id())
+            target_mask, _ = _pad(target_masks, 0)
+            # [N, s + t]: the full sequence of each pair, its option's tokens marked
+            sequences = {"pair_ids": ids, "pair_mask": mask, "target_mask": target_mask}
+        return BatchEncoding(
+            {
+                **sequences,
                 "pair_rows": torch.tensor([row for row, _ in pairs], dtype=torch.long),
                 "layout": layout,
                 "task_ids": torch.tensor([item.task_id for item in items], dtype=torch.long),
@@ -152,60 +185,34 @@ class DecoderBackbone(Backbone):
 
     def pair_scores(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
         """Mean log-probability of each pair's target tokens, [N] (see ``sequences_per_pass``)."""
-        if self.shared_prefix and self._plain_cache():
+        if "option_ids" in batch:  # collated with the shared-input layout
             return self._shared_prefix_scores(prompt, batch)
         ids, mask, targets = batch["pair_ids"], batch["pair_mask"], batch["target_mask"]
         pair_prompts = None if prompt is None else prompt[batch["pair_rows"]]  # [N, L, d]
         return _in_pieces(self, ids.shape[0], self._scores, pair_prompts, ids, mask, targets)
 
-    def _plain_cache(self) -> bool:
-        """Whether the model's cache is one growing key/value pair per layer (checked once)."""
-        if not hasattr(self, "_cache_is_plain"):
-            from transformers import DynamicCache
-            from transformers.cache_utils import DynamicLayer
-
-            try:
-                layers = DynamicCache(config=self.model.config).layers
-                self._cache_is_plain = bool(layers) and all(
-                    type(layer) is DynamicLayer for layer in layers
-                )
-            except Exception:  # a model family whose cache cannot be built from its config
-                self._cache_is_plain = False
-        return self._cache_is_plain
-
     def _shared_prefix_scores(self, prompt: Tensor | None, batch: BatchEncoding) -> Tensor:
         """Pair scores, each row's prompted input run once; pieces of whole rows, [N]."""
         rows = batch["pair_rows"]
         per_row = torch.bincount(rows, minlength=batch["input_ids"].shape[0]).tolist()
-        bounds, pairs = [0], 0  # row boundaries: at most sequences_per_pass pairs per piece
-        for row, count in enumerate(per_row):
-            if pairs and pairs + count > self.sequences_per_pass:
+        offsets = [0, *accumulate(per_row)]  # first pair of each row
+        bounds = [0]  # rows starting a piece: at most sequences_per_pass pairs, at least one row
+        for row in range(1, len(per_row)):
+            if offsets[row + 1] - offsets[bounds[-1]] > self.sequences_per_pass:
                 bounds.append(row)
-                pairs = 0
-            pairs += count
         bounds.append(len(per_row))
-        firsts = [0]  # first pair of each piece
-        for start, end in pairwise(bounds):
-            firsts.append(firsts[-1] + sum(per_row[start:end]))
-        grad = torch.is_grad_enabled() and prompt is not None and prompt.requires_grad
-        pieces = []
-        for index, (start, end) in enumerate(pairwise(bounds)):
-            part = slice(firsts[index], firsts[index + 1])
-            args = (
+        parts = [
+            (
                 None if prompt is None else prompt[start:end],
                 batch["input_ids"][start:end],
                 batch["attention_mask"][start:end],
-                batch["option_ids"][part],
-                batch["option_mask"][part],
-                rows[part] - start,
+                batch["option_ids"][offsets[start] : offsets[end]],
+                batch["option_mask"][offsets[start] : offsets[end]],
+                rows[offsets[start] : offsets[end]] - start,
             )
-            if grad and len(bounds) > 2:  # split: recompute each piece in the backward pass
-                from torch.utils.checkpoint import checkpoint
-
-                pieces.append(checkpoint(self._prefix_scores, *args, use_reentrant=False))
-            else:
-                pieces.append(self._prefix_scores(*args))
-        return torch.cat(pieces)
+            for start, end in pairwise(bounds)
+        ]
+        return _score_pieces(self._prefix_scores, parts, _needs_grad([prompt]))
 
     def _prefix_scores(
         self,
@@ -237,7 +244,7 @@ class DecoderBackbone(Backbone):
                 attention_mask=torch.cat([mask[pair_rows], option_mask], dim=1),
                 position_ids=option_positions,
                 use_cache=True,
-                **{_cache_argument(base): cache},
+                **{self._cache_argument: cache},
             ).last_hidden_state  # [n, t, d]
             last = prefix.last_hidden_state[torch.arange(len(lengths)), lengths - 1]  # [k, d]
             # Option token j is predicted by the state before it: the input's last for j = 0.
