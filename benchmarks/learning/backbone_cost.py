@@ -76,10 +76,12 @@ def measure(backbone, tasks: list, steps: int, lr: float) -> list[dict]:
 
 
 def _layout(backbone) -> str:
-    """How the backbone reads the options: embedded once (encoder) or per pair (decoder)."""
-    if not hasattr(backbone, "shared_prefix"):
-        return "options embedded once" if backbone.kind == "encoder" else "one sequence per pair"
-    return "input once, options on its cache" if backbone.shared_prefix else "one sequence per pair"
+    """How the backbone reads the options of an example."""
+    if backbone.kind == "encoder":
+        return "options embedded once"
+    if getattr(backbone, "reads_input_once", False):
+        return "input once, options on its cache"
+    return "one sequence per pair"
 
 
 def _peak_rss_gib() -> float:
@@ -101,12 +103,12 @@ def markdown(payload: dict) -> str:
         for row in result["tasks"]:
             rows.append(
                 [
-                    f"{result['backbone']} ({result['kind']}; {result.get('layout', '?')})",
+                    f"{result['backbone']} ({result['kind']}; {result['layout']})",
                     f"{row['task']} ({row['options']})",
                     f"{100 * row['zero_shot']:.1f}",
                     f"{1000 * row['seconds_per_example']:.0f}",
                     f"{row['seconds_per_step']:.2f}",
-                    f"{row['peak_rss_gib']:.1f}" if "peak_rss_gib" in row else "–",
+                    f"{row['peak_rss_gib']:.1f}",
                     "",
                 ]
             )
@@ -128,7 +130,7 @@ def markdown(payload: dict) -> str:
         f"bare backbone, then {plan['steps']} steps of batch 16 training a "
         f"{harness.PROMPT_LENGTH}-token prompt (lr {plan['lr']:g}); inputs truncated to "
         f"{payload['max_length']} tokens; a generative backbone runs at most "
-        f"{payload.get('sequences_per_pass', 'all')} (example, option) sequences per forward pass. "
+        f"{payload['sequences_per_pass']} (example, option) sequences per forward pass. "
         "Peak memory is the process's resident peak so far (backbones run one after the other). "
         "The projection multiplies the mean seconds per step by "
         f"{LFPT5_FULL_STEPS} steps x 4 tasks x {LFPT5_FULL_RUNS} runs (scoring not included).\n\n"
